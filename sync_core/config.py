@@ -1,0 +1,245 @@
+"""Settings from the environment: one typed, validated object.
+
+The variable names are a compatibility contract with LiteMaaS. Each setting carries its default
+and help text beside it (``SETTINGS``), so the CLI help, the README table and the docs test read
+from one place. Bad values fail fast with a message naming the variable and the accepted form.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+DEFAULT_SQLITE_PATH = "var/litemaas-sync.sqlite3"
+CONFLICT_MODES = ("litellm_wins", "database_wins", "merge")
+NODE_ENVS = ("development", "production", "test")
+
+
+class Secret:
+    """A string that never shows itself in repr, str, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+# --- parsers: each takes the raw string and the variable name, and raises ConfigError ---------
+
+
+def _bool(raw: str, name: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean; use true or false")
+
+
+def _int_range(low: int, high: int | None = None) -> Callable[[str, str], int]:
+    def parse(raw: str, name: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not an integer; use a whole number") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ConfigError(f"{name}={raw!r} is out of range; use a whole number {bounds}")
+        return value
+
+    return parse
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(raw: str, name: str) -> int:
+    """Seconds from ``90``, ``90s``, ``5m``, ``1h`` or ``1d``; at least one second."""
+    match = _DURATION.match(raw)
+    if not match:
+        raise ConfigError(
+            f"{name}={raw!r} is not a duration; use seconds (60) or a number with s, m, h or d (5m)"
+        )
+    seconds = int(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s").lower()]
+    if seconds < 1:
+        raise ConfigError(f"{name}={raw!r} must be at least 1 second")
+    return seconds
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str, str], str]:
+    def parse(raw: str, name: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ConfigError(f"{name}={raw!r} is not accepted; use one of: {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _http_url(raw: str, name: str) -> str:
+    value = raw.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name}={raw!r} is not an HTTP URL; use http(s)://host[:port][/path]")
+    if parts.username or parts.password:
+        raise ConfigError(f"{name} must not carry credentials in the URL; use LITELLM_API_KEY")
+    return value
+
+
+def _database_url(raw: str, name: str) -> str:
+    value = raw.strip()
+    scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+    if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
+        return "postgresql+psycopg://" + value.split("://", 1)[1]
+    if scheme in ("sqlite", "sqlite+pysqlite"):
+        return value
+    raise ConfigError(
+        f"{name} has an unsupported scheme {scheme or '(none)'!r}; "
+        "use postgresql://user:password@host:5432/dbname or sqlite:///path/to/file.db"
+    )
+
+
+def _secret(raw: str, name: str) -> Secret:
+    return Secret(raw.strip())
+
+
+def _text(raw: str, name: str) -> str:
+    return raw.strip()
+
+
+def _log_level(raw: str, name: str) -> str:
+    return _choice(("debug", "info", "warning", "error"))(raw, name).upper()
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One environment variable: its name, parser, default and the help shown in the docs."""
+
+    env: str
+    attr: str
+    parse: Callable[[str, str], Any]
+    default: Any
+    help: str
+    default_text: str = ""
+
+
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec("LITELLM_API_URL", "litellm_url", _http_url, None,
+                "LiteLLM base URL (for example http://litellm:4000).", "—"),
+    SettingSpec("LITELLM_BASE_URL", "litellm_url", _http_url, None,
+                "Fallback for LITELLM_API_URL when that is unset.", "—"),
+    SettingSpec("LITELLM_API_KEY", "litellm_api_key", _secret, None,
+                "LiteLLM key, sent as `Authorization: Bearer …` and `x-litellm-api-key`.", "none"),
+    SettingSpec("DATABASE_URL", "database_url", _database_url, None,
+                "`postgresql://user:pass@host:5432/db` (production) or `sqlite:///path.db`.",
+                f"embedded SQLite file `{DEFAULT_SQLITE_PATH}`"),
+    SettingSpec("LITELLM_AUTO_SYNC", "auto_sync", _bool, False,
+                "Run scheduled syncs (the start-up sync runs regardless).", "`false`"),
+    SettingSpec("LITELLM_SYNC_INTERVAL", "sync_interval_seconds", parse_duration, 60,
+                "Seconds between scheduled syncs; also accepts `30s`, `5m`, `1h`.", "`60`"),
+    SettingSpec("LITELLM_CONFLICT_RESOLUTION", "conflict_resolution", _choice(CONFLICT_MODES),
+                "litellm_wins", "`litellm_wins`, `database_wins` or `merge`.", "`litellm_wins`"),
+    SettingSpec("DB_MAX_CONNECTIONS", "db_max_connections", _int_range(1, 1000), 10,
+                "Database connection pool size.", "`10`"),
+    SettingSpec("DB_IDLE_TIMEOUT", "db_idle_timeout_ms", _int_range(0), 30000,
+                "Milliseconds before an idle pooled connection is recycled.", "`30000`"),
+    SettingSpec("DB_CONNECTION_TIMEOUT", "db_connection_timeout_ms", _int_range(1), 2000,
+                "Milliseconds to wait when connecting to the database.", "`2000`"),
+    SettingSpec("NODE_ENV", "node_env", _choice(NODE_ENVS), None,
+                "`development` (or unset) enables mock mode when no LiteLLM URL is set; "
+                "`production` requires one.", "unset (development)"),
+    SettingSpec("SYNC_API_TOKEN", "sync_api_token", _secret, None,
+                "Bearer token for `POST /api/v1/models/sync`; the API refuses syncs without it.",
+                "none"),
+    SettingSpec("LOG_LEVEL", "log_level", _log_level, "INFO",
+                "`debug`, `info`, `warning` or `error`.", "`info`"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration. Build it with :meth:`from_env`; never holds a secret in repr."""
+
+    litellm_url: str | None = None
+    litellm_api_key: Secret | None = None
+    database_url: str = field(default=f"sqlite:///{DEFAULT_SQLITE_PATH}", repr=False)
+    auto_sync: bool = False
+    sync_interval_seconds: int = 60
+    conflict_resolution: str = "litellm_wins"
+    db_max_connections: int = 10
+    db_idle_timeout_ms: int = 30000
+    db_connection_timeout_ms: int = 2000
+    node_env: str | None = None
+    sync_api_token: Secret | None = None
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in SETTINGS:
+            raw = env.get(spec.env)
+            if raw is None or raw.strip() == "":
+                continue
+            if spec.attr in values:  # LITELLM_BASE_URL is only a fallback
+                continue
+            values[spec.attr] = spec.parse(raw, spec.env)
+        settings = cls(**values)
+        if settings.litellm_url is None and settings.is_production:
+            raise ConfigError(
+                "LITELLM_API_URL is required when NODE_ENV=production "
+                "(mock mode is for development only); set it to http(s)://host:port"
+            )
+        return settings
+
+    @property
+    def is_production(self) -> bool:
+        return self.node_env == "production"
+
+    @property
+    def is_development(self) -> bool:
+        return self.node_env in (None, "development", "test")
+
+    @property
+    def mock_mode(self) -> bool:
+        """Serve the bundled catalogue: only when no URL is set, never in production."""
+        return self.litellm_url is None and self.is_development
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def is_demo(self) -> bool:
+        """Nothing configured: embedded SQLite and the mock catalogue."""
+        return self.mock_mode and self.is_sqlite
+
+    def display_database_url(self) -> str:
+        """The database URL with its password hidden, for pages and logs."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.database_url).render_as_string(hide_password=True)

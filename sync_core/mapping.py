@@ -1,0 +1,380 @@
+"""LiteLLM ``/model/info`` entries → ``models`` rows, following DESIGN.md's mapping rules.
+
+Pure: no I/O, no SQLAlchemy, no requests, no streamlit. A malformed entry never stops the
+others: it becomes a :class:`Skip` with the reason, and the rest of the catalogue maps.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+
+# Column limits of the seed schema.
+MAX_ID_LENGTH = 255
+MAX_PROVIDER_LENGTH = 100
+MAX_INT4 = 2_147_483_647
+COST_QUANTUM = Decimal("1e-10")  # DECIMAL(12,10): ten places after the point ...
+COST_LIMIT = Decimal("100")  # ... and two before it.
+
+FEATURE_ORDER = ("function_calling", "parallel_function_calling", "vision")
+
+#: Fields a sync owns and compares, in display order. ``description`` is admin-owned and only
+#: filled while NULL, so it is handled apart.
+SYNCED_FIELDS = (
+    "name",
+    "provider",
+    "context_length",
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "supports_vision",
+    "supports_function_calling",
+    "supports_parallel_function_calling",
+    "supports_tool_choice",
+    "supports_streaming",
+    "features",
+    "availability",
+    "metadata",
+)
+
+SKIP_WILDCARD = "wildcard"
+SKIP_DUPLICATE = "duplicate"
+SKIP_DATA_ERROR = "data_error"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRow:
+    """One ``models`` row as the sync sees it; costs are exact decimals, features a tuple."""
+
+    id: str
+    name: str
+    provider: str
+    description: str | None
+    context_length: int | None
+    input_cost_per_token: Decimal | None
+    output_cost_per_token: Decimal | None
+    supports_vision: bool
+    supports_function_calling: bool
+    supports_parallel_function_calling: bool
+    supports_tool_choice: bool
+    supports_streaming: bool
+    features: tuple[str, ...]
+    availability: str
+    metadata: Mapping[str, Any] = field(hash=False, compare=False)
+    #: Canonical JSON of ``metadata`` (sorted keys): what change detection compares.
+    metadata_json: bytes = b"{}"
+
+    def value(self, name: str) -> Any:
+        """A synced field's comparable value (metadata as its canonical JSON)."""
+        return self.metadata_json if name == "metadata" else getattr(self, name)
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """An entry that is not synced, and why. ``kind`` is wildcard, duplicate or data_error."""
+
+    model_id: str
+    kind: str
+    reason: str
+    deployment_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MappedCatalogue:
+    """The desired rows keyed by id, the skipped entries, and the raw entry count."""
+
+    rows: Mapping[str, ModelRow]
+    skips: tuple[Skip, ...]
+    entry_count: int
+
+    @property
+    def rejected_ids(self) -> frozenset[str]:
+        """Names LiteLLM serves that we could not map: never marked unavailable for that."""
+        return frozenset(s.model_id for s in self.skips if s.kind == SKIP_DATA_ERROR) - set(
+            self.rows
+        )
+
+    @property
+    def errors(self) -> tuple[Skip, ...]:
+        return tuple(s for s in self.skips if s.kind == SKIP_DATA_ERROR)
+
+
+class ModelDataError(ValueError):
+    """A value the ``models`` columns cannot hold; the model is skipped, the rest syncs."""
+
+
+# --- credentials -------------------------------------------------------------------------------
+
+_SECRET_KEY_NAMES = frozenset(
+    {"api_key", "private_key", "access_key", "master_key", "password", "authorization",
+     "x-api-key", "x-litellm-api-key", "token", "bearer_token"}
+)
+_AWS_KEY = re.compile(r"^aws_.*_key", re.IGNORECASE)
+
+
+def is_credential_key(key: str, value: Any) -> bool:
+    """Whether a params/model_info key holds a credential that must never be stored or shown."""
+    lowered = key.lower()
+    if lowered in _SECRET_KEY_NAMES or "secret" in lowered or "password" in lowered:
+        return True
+    if "credential" in lowered or _AWS_KEY.match(lowered):
+        return True
+    # ``*_token`` holds a token when its value is text; costs like ``input_cost_per_token`` are
+    # numbers and stay.
+    return lowered.endswith("_token") and isinstance(value, str)
+
+
+def _strip_url_userinfo(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return value
+    if parts.username is None and parts.password is None:
+        return value
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def clean_metadata(value: Any) -> Any:
+    """Drop null-valued keys and credentials, recursively; strip user:password@ from URLs."""
+    if isinstance(value, Mapping):
+        return {
+            str(k): clean_metadata(v)
+            for k, v in value.items()
+            if v is not None and not is_credential_key(str(k), v)
+        }
+    if isinstance(value, list):
+        return [clean_metadata(v) for v in value]
+    if isinstance(value, str) and "@" in value and "://" in value:
+        return _strip_url_userinfo(value)
+    return value
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted-key JSON: the one serialisation used for comparing and fingerprinting."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+
+
+# --- value rules -------------------------------------------------------------------------------
+
+
+def parse_cost(value: Any, field_name: str) -> Decimal | None:
+    """A per-token price as DECIMAL(12,10). 0 is a price; only ``None`` means missing."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise ModelDataError(f"{field_name} must be a number, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ModelDataError(f"{field_name} must be a finite number, got {value}")
+    try:
+        number = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
+    except InvalidOperation:
+        raise ModelDataError(f"{field_name} must be a number, got {str(value)[:40]!r}") from None
+    if not number.is_finite():
+        raise ModelDataError(f"{field_name} must be a finite number, got {value}")
+    if number < 0:
+        raise ModelDataError(f"{field_name} must not be negative, got {value}")
+    quantized = number.quantize(COST_QUANTUM, rounding=ROUND_HALF_UP) if number < COST_LIMIT else None
+    if quantized is None or quantized >= COST_LIMIT:
+        raise ModelDataError(f"{field_name}={value} overflows DECIMAL(12,10) (must be below 100)")
+    return quantized
+
+
+def parse_context_length(value: Any, field_name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ModelDataError(f"{field_name} must be an integer, got a boolean")
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            raise ModelDataError(f"{field_name} must be an integer, got {value}")
+        value = int(value)
+    if not isinstance(value, int):
+        raise ModelDataError(f"{field_name} must be an integer, got {type(value).__name__}")
+    if value < 0 or value > MAX_INT4:
+        raise ModelDataError(f"{field_name}={value} does not fit an INTEGER column")
+    return value
+
+
+def parse_flag(value: Any, field_name: str, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ModelDataError(f"{field_name} must be true or false, got {str(value)[:40]!r}")
+
+
+def _check_text(value: str, field_name: str, limit: int | None) -> str:
+    if "\x00" in value:
+        raise ModelDataError(f"{field_name} contains a NUL character, which cannot be stored")
+    if limit is not None and len(value) > limit:
+        raise ModelDataError(f"{field_name} is {len(value)} characters; the column holds {limit}")
+    return value
+
+
+def derive_provider(params: Mapping[str, Any], info: Mapping[str, Any]) -> str:
+    custom = params.get("custom_llm_provider")
+    if isinstance(custom, str) and custom.strip():
+        return custom.strip()
+    model = params.get("model")
+    if isinstance(model, str) and "/" in model and model.split("/", 1)[0].strip():
+        return model.split("/", 1)[0].strip()
+    provider = info.get("litellm_provider")
+    if isinstance(provider, str) and provider.strip():
+        return provider.strip()
+    return "unknown"
+
+
+def features_for(function_calling: bool, parallel: bool, vision: bool) -> tuple[str, ...]:
+    flags = (function_calling, parallel, vision)
+    return tuple(name for name, on in zip(FEATURE_ORDER, flags, strict=True) if on) + ("chat",)
+
+
+def _first_present(info: Mapping[str, Any], params: Mapping[str, Any], key: str) -> Any:
+    value = info.get(key)
+    return params.get(key) if value is None else value
+
+
+def map_entry(entry: Mapping[str, Any]) -> ModelRow:
+    """Map one entry; raise :class:`ModelDataError` when a column cannot hold a value."""
+    name = entry.get("model_name")
+    if not isinstance(name, str) or not name.strip():
+        raise ModelDataError("model_name is missing or not text")
+    _check_text(name, "model_name", MAX_ID_LENGTH)
+    params = entry.get("litellm_params") or {}
+    info = entry.get("model_info") or {}
+    if not isinstance(params, Mapping) or not isinstance(info, Mapping):
+        raise ModelDataError("litellm_params and model_info must be JSON objects")
+
+    provider = _check_text(derive_provider(params, info), "provider", MAX_PROVIDER_LENGTH)
+    context = info.get("max_input_tokens")
+    context_field = "model_info.max_input_tokens"
+    if context is None:
+        context, context_field = info.get("max_tokens"), "model_info.max_tokens"
+    vision = parse_flag(info.get("supports_vision"), "supports_vision", False)
+    function_calling = parse_flag(
+        info.get("supports_function_calling"), "supports_function_calling", False
+    )
+    parallel = parse_flag(
+        info.get("supports_parallel_function_calling"), "supports_parallel_function_calling", False
+    )
+    description = info.get("description")
+    description = _check_text(description, "description", None) if isinstance(description, str) else None
+
+    metadata = {
+        "litellm_model_info": clean_metadata(info),
+        "litellm_params": clean_metadata(params),
+    }
+    try:
+        metadata_json = canonical_json(metadata)
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise ModelDataError(f"metadata cannot be stored as JSON: {exc}") from None
+    if b"\\u0000" in metadata_json:
+        raise ModelDataError("metadata contains a NUL character, which cannot be stored")
+
+    return ModelRow(
+        id=name,
+        name=name,
+        provider=provider,
+        description=description,
+        context_length=parse_context_length(context, context_field),
+        input_cost_per_token=parse_cost(
+            _first_present(info, params, "input_cost_per_token"), "input_cost_per_token"
+        ),
+        output_cost_per_token=parse_cost(
+            _first_present(info, params, "output_cost_per_token"), "output_cost_per_token"
+        ),
+        supports_vision=vision,
+        supports_function_calling=function_calling,
+        supports_parallel_function_calling=parallel,
+        supports_tool_choice=parse_flag(info.get("supports_tool_choice"), "supports_tool_choice", False),
+        supports_streaming=parse_flag(info.get("supports_streaming"), "supports_streaming", True),
+        features=features_for(function_calling, parallel, vision),
+        availability="available",
+        metadata=metadata,
+        metadata_json=metadata_json,
+    )
+
+
+def _deployment_id(entry: Mapping[str, Any]) -> str | None:
+    info = entry.get("model_info")
+    value = info.get("id") if isinstance(info, Mapping) else None
+    return str(value) if value is not None else None
+
+
+def _entry_label(entry: Any, index: int) -> str:
+    if isinstance(entry, Mapping) and isinstance(entry.get("model_name"), str):
+        return entry["model_name"][:MAX_ID_LENGTH]
+    return f"<entry #{index}>"
+
+
+def _deployment_order(item: tuple[int, Mapping[str, Any]]) -> tuple[str, bytes]:
+    """Deterministic choice among deployments sharing a name: lowest deployment id, then content."""
+    _, entry = item
+    try:
+        content = canonical_json(entry)
+    except (TypeError, orjson.JSONEncodeError):
+        content = b""
+    return (_deployment_id(entry) or "", content)
+
+
+def map_catalogue(entries: Sequence[Any] | Iterable[Any]) -> MappedCatalogue:
+    """Map every entry: wildcards and duplicates are skipped and reported, data errors isolated."""
+    groups: dict[str, list[tuple[int, Mapping[str, Any]]]] = {}
+    skips: list[Skip] = []
+    count = 0
+    for index, entry in enumerate(entries):
+        count += 1
+        label = _entry_label(entry, index)
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("model_name"), str):
+            skips.append(Skip(label, SKIP_DATA_ERROR, "entry has no text model_name"))
+            continue
+        if "*" in entry["model_name"]:
+            skips.append(
+                Skip(label, SKIP_WILDCARD, "wildcard route, not a model", _deployment_id(entry))
+            )
+            continue
+        groups.setdefault(entry["model_name"], []).append((index, entry))
+
+    rows: dict[str, ModelRow] = {}
+    for name, deployments in groups.items():
+        if len(deployments) > 1:
+            deployments = sorted(deployments, key=_deployment_order)
+        chosen: ModelRow | None = None
+        chosen_id: str | None = None
+        chosen_index = -1
+        failures: list[str] = []
+        for index, entry in deployments:
+            try:
+                chosen = map_entry(entry)
+            except ModelDataError as exc:
+                failures.append(str(exc))
+                continue
+            chosen_id, chosen_index = _deployment_id(entry), index
+            break
+        label = name[:MAX_ID_LENGTH]
+        if chosen is None:
+            skips.append(Skip(label, SKIP_DATA_ERROR, failures[0], _deployment_id(deployments[0][1])))
+            continue
+        rows[chosen.id] = chosen
+        for index, entry in deployments:
+            if index != chosen_index:
+                skips.append(
+                    Skip(
+                        label,
+                        SKIP_DUPLICATE,
+                        f"{len(deployments)} deployments share this model_name; "
+                        f"kept deployment {chosen_id}",
+                        _deployment_id(entry),
+                    )
+                )
+    return MappedCatalogue(rows=rows, skips=tuple(skips), entry_count=count)

@@ -1,0 +1,277 @@
+"""The sync service: fetch → map → plan → apply in one transaction → audit.
+
+The only writer of the ``models`` table. Every face (start-up, scheduler, CLI, HTTP API,
+dashboard) calls :meth:`SyncService.run`; reviewing without writing is :meth:`SyncService.preview`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from . import audit
+from .access import Actor, require_admin
+from .db import is_postgres
+from .errors import DatabaseError, GuardError, StalePlanError, SyncError
+from .locking import sync_lock
+from .mapping import MappedCatalogue, map_catalogue
+from .plan import (
+    INSERT,
+    MARK_UNAVAILABLE,
+    RESTORE,
+    SKIP,
+    UNCHANGED,
+    UPDATE,
+    SyncOptions,
+    SyncPlan,
+    build_plan,
+)
+from .store import apply_plan, read_current_rows
+
+log = logging.getLogger("sync_core.sync")
+
+TRIGGERS = ("startup", "schedule", "manual", "cli", "api")
+
+
+class CatalogueSource(Protocol):
+    """What the service needs from a LiteLLM client (live or mock)."""
+
+    mode: str
+    model_info_url: str
+
+    def fetch_entries(self) -> list[Any]: ...
+
+    def cached_entries(self) -> list[Any]: ...
+
+
+@dataclass
+class SyncResult:
+    """What a sync did. ``to_dict`` gives LiteMaaS's keys plus ours."""
+
+    success: bool
+    trigger: str
+    actor: str
+    synced_at: datetime
+    options: SyncOptions
+    total_models: int = 0
+    new_models: int = 0
+    updated_models: int = 0
+    unavailable_models: int = 0
+    restored_models: int = 0
+    unchanged_models: int = 0
+    skipped_models: int = 0
+    errors: list[str] = field(default_factory=list)
+    error_details: list[dict[str, Any]] = field(default_factory=list)
+    error_kind: str | None = None
+    error_message: str | None = None
+    duration_ms: float = 0.0
+    fingerprint: str | None = None
+    audit_id: str | None = None
+    plan: SyncPlan | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "success": self.success,
+            "totalModels": self.total_models,
+            "newModels": self.new_models,
+            "updatedModels": self.updated_models,
+            "unavailableModels": self.unavailable_models,
+            "restoredModels": self.restored_models,
+            "unchangedModels": self.unchanged_models,
+            "skippedModels": self.skipped_models,
+            "errors": list(self.errors),
+            "errorDetails": list(self.error_details),
+            "errorKind": self.error_kind,
+            "errorMessage": self.error_message,
+            "syncedAt": self.synced_at.isoformat(),
+            "durationMs": round(self.duration_ms, 1),
+            "trigger": self.trigger,
+            "actor": self.actor,
+            "options": self.options.as_dict(),
+            "fingerprint": self.fingerprint,
+            "auditId": self.audit_id,
+        }
+
+
+def _count_plan(result: SyncResult, plan: SyncPlan) -> None:
+    summary = plan.summary
+    result.new_models = summary[INSERT]
+    result.updated_models = summary[UPDATE]
+    result.unavailable_models = summary[MARK_UNAVAILABLE]
+    result.restored_models = summary[RESTORE]
+    result.unchanged_models = summary[UNCHANGED]
+    result.skipped_models = summary[SKIP]
+    result.fingerprint = plan.fingerprint
+    for action in plan.actions:
+        if action.action == SKIP and action.reason and action.reason.startswith("data_error"):
+            result.errors.append(f"{action.model_id}: {action.reason.removeprefix('data_error: ')}")
+            result.error_details.append({"model_id": action.model_id, "kind": "data_error",
+                                         "reason": action.reason})
+
+
+def _database_error(exc: sa.exc.SQLAlchemyError) -> DatabaseError:
+    cause = getattr(exc, "orig", None) or exc
+    first_line = (str(cause).splitlines() or [""])[0][:300]
+    return DatabaseError(f"Database error, nothing was written ({type(cause).__name__}: {first_line})")
+
+
+def _fail(result: SyncResult, exc: SyncError) -> None:
+    """Nothing was written: report the error and no changes (the plan stays for diagnosis)."""
+    result.success = False
+    result.error_kind, result.error_message = exc.kind, str(exc)
+    result.new_models = result.updated_models = result.unavailable_models = 0
+    result.restored_models = 0
+
+
+class SyncService:
+    """Owns the engine and the LiteLLM source; safe to share between threads."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        source: CatalogueSource,
+        *,
+        conflict_resolution: str = "litellm_wins",
+        clock: Callable[[], float] = time.perf_counter,
+        on_finished: Callable[[SyncResult], None] | None = None,
+    ):
+        self.engine = engine
+        self.source = source
+        self.conflict_resolution = conflict_resolution
+        self._clock = clock
+        self._on_finished = on_finished
+
+    def options(self, *, force_update: bool = False, mark_unavailable: bool = True,
+                allow_empty_catalogue: bool = False) -> SyncOptions:
+        """Options with the configured conflict resolution filled in."""
+        return SyncOptions(force_update=force_update, mark_unavailable=mark_unavailable,
+                           conflict_resolution=self.conflict_resolution,
+                           allow_empty_catalogue=allow_empty_catalogue)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def catalogue(self, *, fresh: bool = False) -> MappedCatalogue:
+        entries = self.source.fetch_entries() if fresh else self.source.cached_entries()
+        return map_catalogue(entries)
+
+    def current_rows(self) -> Mapping[str, Any]:
+        with self.engine.connect() as conn:
+            return read_current_rows(conn)
+
+    def preview(self, options: SyncOptions | None = None, *, fresh: bool = False) -> SyncPlan:
+        """The plan a sync would apply now; writes nothing. Page views use the cached catalogue."""
+        return build_plan(self.catalogue(fresh=fresh), self.current_rows(),
+                          options or self.options())
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def run(
+        self,
+        options: SyncOptions | None = None,
+        *,
+        trigger: str,
+        actor: Actor,
+        expected_fingerprint: str | None = None,
+        reason: str | None = None,
+        ip_address: str | None = None,
+        user_agent: str | None = None,
+    ) -> SyncResult:
+        """Sync now. Refuses at once (raises) for viewers and while another sync runs;
+        every sync that started returns a result and leaves one audit row."""
+        if trigger not in TRIGGERS:
+            raise ValueError(f"unknown trigger {trigger!r}")
+        require_admin(actor)
+        options = options or self.options()
+        started = self._clock()
+        result = SyncResult(False, trigger, actor.name, datetime.now(UTC), options)
+        with sync_lock(self.engine, f"{trigger}:{actor.name}"):
+            log.info("sync started", extra={"trigger": trigger, "actor": actor.name})
+            try:
+                self._run_locked(result, options, expected_fingerprint)
+                result.success = True
+            except SyncError as exc:
+                _fail(result, exc)
+            except sa.exc.SQLAlchemyError as exc:
+                _fail(result, _database_error(exc))
+            result.duration_ms = (self._clock() - started) * 1000
+            self._audit(result, reason, ip_address, user_agent)
+        self._log_outcome(result)
+        if self._on_finished is not None:
+            try:
+                self._on_finished(result)
+            except Exception:  # a listener must never fail a sync that already committed
+                log.exception("sync listener failed")
+        return result
+
+    def _run_locked(self, result: SyncResult, options: SyncOptions,
+                    expected_fingerprint: str | None) -> None:
+        entries = self.source.fetch_entries()
+        result.total_models = len(entries)
+        catalogue = map_catalogue(entries)
+        connection = self.engine.connect()
+        if not is_postgres(self.engine):
+            connection = connection.execution_options(sqlite_begin="IMMEDIATE")
+        with connection as conn, conn.begin():
+            plan = build_plan(catalogue, read_current_rows(conn), options)
+            result.plan = plan
+            if expected_fingerprint is not None and expected_fingerprint != plan.fingerprint:
+                raise StalePlanError(
+                    "Stale plan: LiteLLM or the database changed since it was reviewed; "
+                    "review the diff again."
+                )
+            _count_plan(result, plan)
+            if plan.warnings and not options.allow_empty_catalogue:
+                raise GuardError(plan.warnings[0] + "; refused (an admin can override explicitly)")
+            apply_plan(conn, plan)
+
+    def _audit(self, result: SyncResult, reason: str | None, ip: str | None,
+               user_agent: str | None) -> None:
+        metadata = {
+            "trigger": result.trigger,
+            "actor": result.actor,
+            "reason": reason,
+            "options": result.options.as_dict(),
+            "counts": {
+                "total": result.total_models, "new": result.new_models,
+                "updated": result.updated_models, "unavailable": result.unavailable_models,
+                "restored": result.restored_models, "unchanged": result.unchanged_models,
+                "skipped": result.skipped_models, "errors": len(result.errors),
+            },
+            "errors": result.errors[: audit.MAX_AUDITED_ERRORS],
+            "errorKind": result.error_kind,
+            "durationMs": round(result.duration_ms, 1),
+            "fingerprint": result.fingerprint,
+            "source": self.source.mode,
+        }
+        try:
+            result.audit_id = audit.write_audit(
+                self.engine, action=audit.SYNC_ACTION, success=result.success,
+                error_message=result.error_message, metadata=metadata,
+                ip_address=ip, user_agent=user_agent,
+            )
+        except sa.exc.SQLAlchemyError as exc:
+            log.error("could not write the audit row: %s", type(exc).__name__)
+
+    @staticmethod
+    def _log_outcome(result: SyncResult) -> None:
+        summary = (f"new={result.new_models} updated={result.updated_models} "
+                   f"unavailable={result.unavailable_models} restored={result.restored_models} "
+                   f"errors={len(result.errors)} duration_ms={result.duration_ms:.0f}")
+        if not result.success:
+            log.error("sync failed (%s): %s", result.error_kind, result.error_message)
+        elif result.errors:
+            log.warning("sync completed with errors: %s", summary)
+        else:
+            log.info("sync completed: %s", summary)
+        if result.plan is not None and log.isEnabledFor(logging.DEBUG):
+            for action in result.plan.actions:
+                if action.action in (INSERT, UPDATE, RESTORE, MARK_UNAVAILABLE):
+                    log.debug("model %s: %s %s", action.model_id, action.action,
+                              ",".join(action.changes))
