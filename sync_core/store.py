@@ -230,3 +230,13 @@ def apply_plan(conn: sa.Connection, plan: SyncPlan) -> Mapping[str, int]:
         "restored_availability_only": set_availability(conn, availability_only, "available"),
         "marked_unavailable": set_availability(conn, unavailable, "unavailable"),
     }
+
+
+def model_counts(conn: sa.Connection) -> dict[str, int]:
+    """Rows per availability value (unexpected values counted under their own name)."""
+    query = sa.select(models.c.availability, sa.func.count()).group_by(models.c.availability)
+    counts = {"available": 0, "unavailable": 0}
+    for availability, count in conn.execute(query):
+        counts[availability or "available"] = counts.get(availability or "available", 0) + count
+    counts["total"] = sum(counts.values())
+    return counts

@@ -1,0 +1,41 @@
+"""Wiring: settings → engine, LiteLLM source and sync service, built once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from .config import Settings
+from .db import create_db_engine
+from .litellm import LiteLLMClient
+from .mock_litellm import MockLiteLLMClient
+from .sync import CatalogueSource, SyncService
+
+
+def make_source(settings: Settings) -> CatalogueSource:
+    """The live client when a URL is set; the bundled catalogue only in development mock mode."""
+    if settings.mock_mode:
+        return MockLiteLLMClient()
+    assert settings.litellm_url is not None  # Settings.from_env refuses production without it
+    return LiteLLMClient(settings.litellm_url, settings.litellm_api_key)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    source: CatalogueSource
+    service: SyncService
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build_runtime(settings: Settings | None = None, *, source: CatalogueSource | None = None,
+                  engine: Engine | None = None) -> Runtime:
+    settings = settings or Settings.from_env()
+    engine = engine or create_db_engine(settings)
+    source = source or make_source(settings)
+    service = SyncService(engine, source, conflict_resolution=settings.conflict_resolution)
+    return Runtime(settings, engine, source, service)
