@@ -250,8 +250,10 @@ def map_entry(entry: Mapping[str, Any]) -> ModelRow:
     if not isinstance(name, str) or not name.strip():
         raise ModelDataError("model_name is missing or not text")
     _check_text(name, "model_name", MAX_ID_LENGTH)
-    params = entry.get("litellm_params") or {}
-    info = entry.get("model_info") or {}
+    params = entry.get("litellm_params")
+    info = entry.get("model_info")
+    params = {} if params is None else params
+    info = {} if info is None else info
     if not isinstance(params, Mapping) or not isinstance(info, Mapping):
         raise ModelDataError("litellm_params and model_info must be JSON objects")
 

@@ -1,0 +1,175 @@
+"""Mapping rules of DESIGN.md, one test per rule, on the real LiteLLM fixture and edge cases."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from sync_core.mapping import (
+    SKIP_DATA_ERROR,
+    SKIP_DUPLICATE,
+    SKIP_WILDCARD,
+    map_catalogue,
+    map_entry,
+)
+from tests.factories import entry, real_entries
+
+
+def rows_by_id(entries):
+    return map_catalogue(entries).rows
+
+
+def test_real_fixture_maps_every_deployment():
+    catalogue = map_catalogue(real_entries())
+    assert set(catalogue.rows) == {
+        "gpt-4o", "claude-sonnet", "azure-gpt-4o-mini", "local-llama", "compat-mistral",
+        "bedrock-claude", "gemini-flash", "text-embedding-3-small",
+    }
+    assert catalogue.skips == ()
+    assert catalogue.entry_count == 8
+
+
+def test_context_length_prefers_max_input_tokens():
+    rows = rows_by_id(real_entries())
+    assert rows["gpt-4o"].context_length == 128000  # not max_tokens 16384
+    row = map_entry(entry("m", max_input_tokens=None, max_tokens=4096))
+    assert row.context_length == 4096
+
+
+def test_zero_is_a_price_and_none_falls_back_to_params():
+    rows = rows_by_id(real_entries())
+    assert rows["local-llama"].input_cost_per_token == Decimal("0")
+    assert rows["text-embedding-3-small"].output_cost_per_token == Decimal("0")
+    assert rows["compat-mistral"].input_cost_per_token is None
+    row = map_entry(entry("m", input_cost_per_token=None, params={"input_cost_per_token": 0.5e-6}))
+    assert row.input_cost_per_token == Decimal("0.0000005")
+    row = map_entry(entry("m", input_cost_per_token=0, params={"input_cost_per_token": 9e-6}))
+    assert row.input_cost_per_token == Decimal("0")
+
+
+def test_costs_are_exact_decimals_of_ten_places():
+    row = map_entry(entry("m", input_cost_per_token=2.5e-06, output_cost_per_token="0.00001"))
+    assert row.input_cost_per_token == Decimal("0.0000025000")
+    assert row.output_cost_per_token == Decimal("0.00001")
+    assert row.input_cost_per_token.as_tuple().exponent == -10
+
+
+@pytest.mark.parametrize(
+    ("params", "info", "expected"),
+    [
+        ({"model": "openai/gpt-4o", "custom_llm_provider": "azure"}, {}, "azure"),
+        ({"model": "bedrock/anthropic.claude"}, {"litellm_provider": "x"}, "bedrock"),
+        ({"model": "gpt-4o"}, {"litellm_provider": "openai"}, "openai"),
+        ({"model": "gpt-4o"}, {}, "unknown"),
+        ({"model": "hosted_vllm/meta-llama/Llama-3.1-8B"}, {}, "hosted_vllm"),
+    ],
+)
+def test_provider_rule(params, info, expected):
+    item = {"model_name": "m", "litellm_params": params, "model_info": info}
+    assert map_entry(item).provider == expected
+
+
+def test_features_in_fixed_order_and_flags_default_false():
+    rows = rows_by_id(real_entries())
+    assert rows["gpt-4o"].features == (
+        "function_calling", "parallel_function_calling", "vision", "chat")
+    assert rows["claude-sonnet"].features == ("function_calling", "vision", "chat")
+    assert rows["compat-mistral"].features == ("chat",)
+    assert rows["compat-mistral"].supports_vision is False
+    assert rows["compat-mistral"].supports_streaming is True
+    assert all(r.availability == "available" for r in rows.values())
+
+
+def test_description_comes_from_model_info():
+    rows = rows_by_id(real_entries())
+    assert rows["claude-sonnet"].description == "anthropic, custom pricing"
+    assert rows["gpt-4o"].description is None
+
+
+def test_wildcards_are_skipped_and_reported():
+    catalogue = map_catalogue([entry("openai/*"), entry("a")])
+    assert set(catalogue.rows) == {"a"}
+    assert [(s.model_id, s.kind) for s in catalogue.skips] == [("openai/*", SKIP_WILDCARD)]
+
+
+def test_duplicates_collapse_deterministically_whatever_the_order():
+    first = entry("gpt", deployment_id="bbb", input_cost_per_token=1e-6, params={"api_base": "http://b"})
+    second = entry("gpt", deployment_id="aaa", input_cost_per_token=3e-6, params={"api_base": "http://a"})
+    one = map_catalogue([first, second])
+    other = map_catalogue([second, first])
+    assert one.rows == other.rows
+    assert one.rows["gpt"].metadata_json == other.rows["gpt"].metadata_json
+    assert one.rows["gpt"].input_cost_per_token == Decimal("0.000003")  # deployment "aaa" wins
+    assert [(s.kind, s.deployment_id) for s in one.skips] == [(SKIP_DUPLICATE, "bbb")]
+
+
+def test_duplicate_with_a_bad_first_deployment_falls_back_to_a_good_one():
+    bad = entry("gpt", deployment_id="aaa", input_cost_per_token="lots")
+    good = entry("gpt", deployment_id="bbb")
+    catalogue = map_catalogue([bad, good])
+    assert "gpt" in catalogue.rows
+    assert catalogue.errors == ()
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        (entry("x" * 256), "255"),
+        (entry("m", input_cost_per_token=100), "overflows"),
+        (entry("m", output_cost_per_token=1e30), "overflows"),
+        (entry("m", input_cost_per_token=-1e-6), "negative"),
+        (entry("m", input_cost_per_token=float("nan")), "finite"),
+        (entry("m", input_cost_per_token=float("inf")), "finite"),
+        (entry("m", input_cost_per_token=True), "number"),
+        (entry("m", input_cost_per_token="cheap"), "number"),
+        (entry("m", max_input_tokens=2**31), "INTEGER"),
+        (entry("m", max_input_tokens="big"), "integer"),
+        (entry("m", supports_vision="maybe"), "true or false"),
+        (entry("m\x00"), "NUL"),
+        (entry("m", params={"model": "p" * 101 + "/x"}), "provider"),
+        ({"model_name": "m", "litellm_params": [], "model_info": {}}, "JSON objects"),
+    ],
+)
+def test_values_a_column_cannot_hold_are_data_errors_of_that_model_only(item, message):
+    catalogue = map_catalogue([item, entry("fine")])
+    assert set(catalogue.rows) == {"fine"}
+    (error,) = catalogue.errors
+    assert error.kind == SKIP_DATA_ERROR
+    assert message in error.reason
+
+
+def test_entries_without_a_name_are_reported():
+    catalogue = map_catalogue([{"litellm_params": {}}, "not an object", entry("ok")])
+    assert set(catalogue.rows) == {"ok"}
+    assert len(catalogue.errors) == 2
+
+
+def test_credentials_never_reach_metadata():
+    params = {
+        "api_key": "sk-SECRET1", "aws_secret_access_key": "SECRET2", "aws_access_key_id": "SECRET3",
+        "vertex_credentials": "SECRET4", "azure_ad_token": "SECRET5", "client_secret": "SECRET6",
+        "api_base": "https://user:SECRET7@host.example/v1",
+        "extra_headers": {"Authorization": "Bearer SECRET8"},
+    }
+    row = map_entry(entry("m", params=params, aws_session_token="SECRET9"))
+    dumped = row.metadata_json.decode()
+    for n in range(1, 10):
+        assert f"SECRET{n}" not in dumped
+    assert row.metadata["litellm_params"]["api_base"] == "https://host.example/v1"
+    # numeric *_token keys are prices, not tokens, and stay
+    assert row.metadata["litellm_model_info"]["input_cost_per_token"] == 1e-06
+
+
+def test_metadata_drops_nulls_and_keeps_model_info_and_params():
+    row = rows_by_id(real_entries())["compat-mistral"]
+    info = row.metadata["litellm_model_info"]
+    assert None not in info.values()
+    assert info["id"] == "9f527611c1f1334f3ce8a2ac599aa6aaae5681f691da4e4de51d4c39c6ac8528"
+    assert row.metadata["litellm_params"]["model"] == "openai/mistral-7b-instruct"
+
+
+def test_hostile_but_storable_names_are_kept_verbatim():
+    names = ["o'reilly\"; DROP TABLE models; --", "模型-ünïcødé-🚀", "<b>bold</b> [x](http://e)", "tab\there"]
+    catalogue = map_catalogue([entry(n) for n in names])
+    assert set(catalogue.rows) == set(names)
