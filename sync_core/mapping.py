@@ -329,13 +329,30 @@ def _deployment_order(item: tuple[int, Mapping[str, Any]]) -> tuple[str, bytes]:
     return (_deployment_id(entry) or "", content)
 
 
+def _wildcard_expansions(entries: Sequence[Any]) -> frozenset[str]:
+    """Deployment ids shared by entries of different names.
+
+    LiteLLM (seen with 1.108.7) answers a wildcard route such as ``openai/*`` not with one
+    entry but with one per model of that provider in its cost map, all carrying the wildcard
+    deployment's ``model_info.id``. A configured deployment has one id per name, so an id shared
+    by several names marks such an expansion.
+    """
+    names_by_id: dict[str, set[str]] = {}
+    for entry in entries:
+        if isinstance(entry, Mapping) and isinstance(entry.get("model_name"), str):
+            deployment = _deployment_id(entry)
+            if deployment is not None:
+                names_by_id.setdefault(deployment, set()).add(entry["model_name"])
+    return frozenset(d for d, names in names_by_id.items() if len(names) > 1)
+
+
 def map_catalogue(entries: Sequence[Any] | Iterable[Any]) -> MappedCatalogue:
     """Map every entry: wildcards and duplicates are skipped and reported, data errors isolated."""
     groups: dict[str, list[tuple[int, Mapping[str, Any]]]] = {}
     skips: list[Skip] = []
-    count = 0
+    entries = list(entries)
+    expanded = _wildcard_expansions(entries)
     for index, entry in enumerate(entries):
-        count += 1
         label = _entry_label(entry, index)
         if not isinstance(entry, Mapping) or not isinstance(entry.get("model_name"), str):
             skips.append(Skip(label, SKIP_DATA_ERROR, "entry has no text model_name"))
@@ -345,7 +362,12 @@ def map_catalogue(entries: Sequence[Any] | Iterable[Any]) -> MappedCatalogue:
                 Skip(label, SKIP_WILDCARD, "wildcard route, not a model", _deployment_id(entry))
             )
             continue
+        if _deployment_id(entry) in expanded:
+            skips.append(Skip(label, SKIP_WILDCARD, "expanded by LiteLLM from a wildcard route; "
+                              "not a configured model", _deployment_id(entry)))
+            continue
         groups.setdefault(entry["model_name"], []).append((index, entry))
+    count = len(entries)
 
     rows: dict[str, ModelRow] = {}
     for name, deployments in groups.items():

@@ -173,3 +173,12 @@ def test_hostile_but_storable_names_are_kept_verbatim():
     names = ["o'reilly\"; DROP TABLE models; --", "模型-ünïcødé-🚀", "<b>bold</b> [x](http://e)", "tab\there"]
     catalogue = map_catalogue([entry(n) for n in names])
     assert set(catalogue.rows) == set(names)
+
+
+def test_wildcard_expansions_sharing_one_deployment_id_are_skipped():
+    """LiteLLM 1.108.7 expands ``openai/*`` into one entry per cost-map model, one shared id."""
+    expanded = [entry(f"openai/{m}", f"openai/{m}", deployment_id="wild") for m in ("gpt-4", "tts-1")]
+    catalogue = map_catalogue(expanded + [entry("real", deployment_id="own")])
+    assert set(catalogue.rows) == {"real"}
+    assert [s.kind for s in catalogue.skips] == [SKIP_WILDCARD, SKIP_WILDCARD]
+    assert "wildcard" in catalogue.skips[0].reason

@@ -116,7 +116,12 @@ def _ensure_table(table: str, columns: list[tuple[str, str, str, str]], postgres
         # A column added to an existing table may not carry NOT NULL without a default, and
         # SQLite cannot add CHECK constraints: add the plain column with its default.
         default = clause.split(" CHECK")[0].replace("NOT NULL", "").strip()
+        backfill = not postgres and "CURRENT_TIMESTAMP" in default
+        if backfill:  # SQLite only adds columns with constant defaults
+            default = ""
         op.execute(f"ALTER TABLE {table} ADD COLUMN {name} {column[type_index]} {default}".rstrip())
+        if backfill:
+            op.execute(f"UPDATE {table} SET {name} = CURRENT_TIMESTAMP WHERE {name} IS NULL")
 
 
 def upgrade() -> None:
