@@ -1,0 +1,172 @@
+"""What every page shares: the cached runtime, the role, the banners and a few formatters.
+
+One module so no page copies them. The runtime comes from :func:`sync_core.api.get_app_runtime`
+(start-up runs once per process, in the server's lifespan or on the first page run when there
+is no server, as under AppTest); ``st.cache_resource`` keeps the page reruns from even taking its
+lock. The role decides what a page offers; ``SyncService.run`` refuses viewers by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from sync_core.api import AppRuntime, Identity, get_app_runtime, resolve_identity
+from sync_core.config import Settings
+from sync_core.errors import SyncError
+from sync_core.plan import (
+    INSERT,
+    MARK_UNAVAILABLE,
+    RESTORE,
+    SKIP,
+    UNCHANGED,
+    UPDATE,
+    SyncPlan,
+)
+
+#: Plan actions in the words the pages use.
+ACTION_LABELS = {
+    INSERT: "new", UPDATE: "changed", UNCHANGED: "unchanged",
+    MARK_UNAVAILABLE: "to mark unavailable", RESTORE: "restored", SKIP: "skipped",
+}
+REVIEWED_KEY = "reviewed_plan"  # session_state: the plan reviewed on the Diff page
+
+
+@st.cache_resource(show_spinner="Connecting to the database and running start-up…")
+def _cached_runtime(_settings: Settings, key: int) -> AppRuntime:
+    """Keyed by the settings' hash so a changed environment (tests) gets its own runtime."""
+    return get_app_runtime(_settings)
+
+
+def app_runtime() -> AppRuntime:
+    """The process's runtime; a configuration or database error stops the page with its message."""
+    try:
+        settings = Settings.from_env()
+        return _cached_runtime(settings, hash(settings))
+    except SyncError as exc:
+        st.error(f"Configuration problem: {exc}")
+        st.stop()
+    except Exception as exc:  # the database is down or cannot be migrated
+        st.error(f"Start-up failed ({type(exc).__name__}): {str(exc).splitlines()[0][:300]}")
+        st.stop()
+    raise AssertionError("unreachable")
+
+
+def _auth_configured() -> bool:
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets.toml at all
+        return False
+
+
+def identity(app: AppRuntime) -> Identity:
+    """Who this session is; the login button when [auth] is configured and nobody is logged in."""
+    configured = _auth_configured()
+    user: Mapping[str, Any] = st.user.to_dict() if configured else {}
+    ident = resolve_identity(app.settings, auth_configured=configured, user=user)
+    if configured:
+        with st.sidebar:
+            if ident.logged_in:
+                st.caption(f"Signed in as {ident.actor.name} ({ident.actor.role})")
+                st.button("Log out", on_click=st.logout)
+            else:
+                st.button("Log in", on_click=st.login, type="primary")
+    return ident
+
+
+def banners(app: AppRuntime, ident: Identity) -> None:
+    """Mock/demo mode and read-only mode are said on every page, never silently."""
+    settings = app.settings
+    if settings.is_demo:
+        st.info("**Demo mode**: embedded SQLite and the bundled mock LiteLLM catalogue. "
+                "Set LITELLM_API_URL and DATABASE_URL to manage a real deployment.",
+                icon=":material/science:")
+    elif settings.mock_mode:
+        st.info("**Mock mode**: the catalogue is the bundled mock, not a live LiteLLM "
+                "(no LITELLM_API_URL is set).", icon=":material/science:")
+    if not ident.actor.can_sync:
+        st.warning(f"**Read-only**: {ident.reason}", icon=":material/lock:")
+    if app.startup and app.startup.sync_error:
+        st.warning(f"The start-up sync did not complete: {app.startup.sync_error}")
+
+
+def page_context() -> tuple[AppRuntime, Identity]:
+    """The runtime and the identity for a page (set by ``app.py`` before the page runs)."""
+    app = app_runtime()
+    return app, st.session_state.get("_identity") or identity(app)
+
+
+# --- formatters ---------------------------------------------------------------------------------
+
+
+def fmt_time(value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def short(value: Any, limit: int = 60) -> str:
+    text = "—" if value is None else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def plan_table(plan: SyncPlan, actions: Iterable[str] | None = None) -> pd.DataFrame:
+    """One row per model of the plan: its action, the changed fields and the reason."""
+    wanted = set(actions) if actions is not None else None
+    rows = [
+        {"model": a.model_id, "action": ACTION_LABELS[a.action],
+         "changed fields": ", ".join(a.changes), "reason": a.reason or ""}
+        for a in plan.actions if wanted is None or a.action in wanted
+    ]
+    return pd.DataFrame(rows, columns=["model", "action", "changed fields", "reason"])
+
+
+def side_by_side(plan: SyncPlan, model_id: str, *, changed_only: bool) -> pd.DataFrame:
+    """field | database | LiteLLM for one model; ``changed`` marks the fields a sync rewrites."""
+    action = next((a for a in plan.actions if a.model_id == model_id), None)
+    if action is None:
+        return pd.DataFrame(columns=["field", "database", "LiteLLM", "changed"])
+    current, desired = action.current, action.desired
+    fields = ["name", "provider", "description", "context_length", "input_cost_per_token",
+              "output_cost_per_token", "supports_vision", "supports_function_calling",
+              "supports_parallel_function_calling", "supports_tool_choice",
+              "supports_streaming", "features", "availability", "metadata"]
+    rows = []
+    for name in fields:
+        old = getattr(current, name) if current is not None else None
+        new = getattr(desired, name) if desired is not None else None
+        changed = name in action.changes
+        if changed_only and not changed:
+            continue
+        rows.append({"field": name, "database": _cell(old, current is None),
+                     "LiteLLM": _cell(new, desired is None), "changed": changed})
+    return pd.DataFrame(rows, columns=["field", "database", "LiteLLM", "changed"])
+
+
+def _cell(value: Any, absent: bool) -> str:
+    if absent:
+        return "(absent)"
+    if isinstance(value, tuple):
+        return ", ".join(value) or "—"
+    if isinstance(value, Mapping):
+        return short(dict(value), 120)
+    return "—" if value is None else str(value)
+
+
+def highlight_changed(frame: pd.DataFrame) -> Any:
+    """A Styler that paints changed rows, so the difference is seen before it is read."""
+    def paint(row: pd.Series) -> list[str]:
+        colour = "background-color: rgba(255, 193, 7, 0.25)" if row.get("changed") else ""
+        return [colour] * len(row)
+
+    return frame.style.apply(paint, axis=1)
+
+
+def empty_chart(message: str) -> None:
+    st.info(message, icon=":material/bar_chart:")

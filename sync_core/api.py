@@ -1,0 +1,245 @@
+"""The HTTP API's logic and the one runtime per server process that it shares with the pages.
+
+The route handlers in ``app.py`` only adapt Starlette requests to these functions: each takes
+the runtime and the request's data and returns an :class:`ApiResponse` (status + JSON body), so
+the whole API is testable without a server and without streamlit. The API authenticates itself
+(custom routes get no login and no XSRF check): a Bearer ``SYNC_API_TOKEN`` compared in
+constant time, and no token configured means the sync route is closed, never open.
+
+:func:`get_app_runtime` builds the runtime and runs the start-up sequence once per process and
+configuration; the server's lifespan calls it at start, the pages' ``st.cache_resource`` calls
+it when they run without a server (AppTest), and both get the same object.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from .access import ADMIN, VIEWER, Actor
+from .catalogue_queries import catalogue_kpis, change_recorder
+from .config import Settings
+from .errors import SyncError, SyncInProgressError
+from .health import check_health
+from .runtime import Runtime, build_runtime
+from .startup import StartupReport, run_startup
+from .sync import SyncService
+
+log = logging.getLogger("sync_core.api")
+
+API_ACTOR = Actor("api", ADMIN)
+SYNC_BODY_KEYS = {"forceUpdate": False, "markUnavailable": True}
+#: Failed-sync error kinds → HTTP status (anything else failing is a 500).
+_FAILURE_STATUS = {
+    "upstream": 502, "upstream_transient": 502, "upstream_permanent": 502, "connection": 502,
+    "timeout": 502, "server": 502, "authentication": 502, "data": 502, "circuit_open": 502,
+    "database": 503, "guard": 409, "stale_plan": 409,
+}
+
+
+# --- one runtime per process --------------------------------------------------------------------
+
+
+@dataclass
+class AppRuntime:
+    """The runtime plus what its start-up did, for the pages' banners and the health page."""
+
+    runtime: Runtime
+    startup: StartupReport | None
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    @property
+    def service(self) -> SyncService:
+        return self.runtime.service
+
+
+_lock = threading.Lock()
+_runtimes: dict[Settings, AppRuntime] = {}
+
+
+def build_app_runtime(settings: Settings) -> Runtime:
+    """The engine's runtime with the per-model change recorder attached to its sync service."""
+    runtime = build_runtime(settings)
+    runtime.service = SyncService(
+        runtime.engine, runtime.source, conflict_resolution=settings.conflict_resolution,
+        on_finished=change_recorder(runtime.engine),
+    )
+    return runtime
+
+
+def get_app_runtime(settings: Settings | None = None, *, startup: bool = True) -> AppRuntime:
+    """The process's runtime for these settings, migrating and syncing the first time only."""
+    settings = settings or Settings.from_env()
+    with _lock:
+        existing = _runtimes.get(settings)
+        if existing is not None:
+            return existing
+        runtime = build_app_runtime(settings)
+        try:
+            report = run_startup(runtime) if startup else None
+        except Exception:
+            runtime.close()
+            raise
+        entry = AppRuntime(runtime, report)
+        _runtimes[settings] = entry
+        return entry
+
+
+def reset_runtimes() -> None:
+    """Dispose every runtime of this process (server shutdown, and between tests)."""
+    with _lock:
+        for entry in _runtimes.values():
+            entry.runtime.close()
+        _runtimes.clear()
+
+
+# --- roles -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is looking at the dashboard, and why they have the role they have."""
+
+    actor: Actor
+    reason: str
+    logged_in: bool = False
+
+
+def _split(raw: str | None) -> set[str]:
+    return {part.strip().lower() for part in (raw or "").split(",") if part.strip()}
+
+
+def resolve_identity(settings: Settings, *, auth_configured: bool,
+                     user: Mapping[str, Any] | None = None,
+                     environ: Mapping[str, str] | None = None) -> Identity:
+    """Role from the login (``ADMIN_EMAILS`` / ``ADMIN_GROUPS``), or from the mode without one.
+
+    This decides what the page offers; :func:`sync_core.access.require_admin` is what refuses.
+    """
+    env = os.environ if environ is None else environ
+    if auth_configured:
+        user = user or {}
+        email = str(user.get("email") or "").lower()
+        if not user.get("is_logged_in") or not email:
+            return Identity(Actor("anonymous", VIEWER), "Log in to sync.")
+        groups = user.get("groups") or []
+        groups = {str(g).lower() for g in (groups if isinstance(groups, list) else [groups])}
+        if email in _split(env.get("ADMIN_EMAILS")) or groups & _split(env.get("ADMIN_GROUPS")):
+            return Identity(Actor(email, ADMIN), "Admin by the ADMIN_EMAILS / ADMIN_GROUPS list.",
+                            logged_in=True)
+        return Identity(Actor(email, VIEWER), f"{email} is not in ADMIN_EMAILS or ADMIN_GROUPS, "
+                        "so this session is read-only.", logged_in=True)
+    if settings.is_development:
+        return Identity(Actor("local-admin", ADMIN),
+                        "No login is configured; development/demo mode makes everyone admin.")
+    return Identity(Actor("viewer", VIEWER),
+                    "No login is configured ([auth] in .streamlit/secrets.toml), and in "
+                    "production an anonymous visitor is read-only.")
+
+
+# --- HTTP handlers -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    status: int
+    body: dict[str, Any]
+
+
+def _error(status: int, error: str, message: str, **extra: Any) -> ApiResponse:
+    return ApiResponse(status, {"success": False, "error": error, "message": message, **extra})
+
+
+def check_token(settings: Settings, authorization: str | None) -> ApiResponse | None:
+    """None when the Bearer token is right; the 401 answer otherwise."""
+    expected = settings.sync_api_token.reveal() if settings.sync_api_token else ""
+    if not expected:
+        return _error(401, "sync_api_disabled",
+                      "The sync API is disabled: SYNC_API_TOKEN is not set on the server.")
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), expected.encode()):
+        return _error(401, "unauthorized", "Missing or invalid Bearer token.")
+    return None
+
+
+def parse_sync_body(body: bytes) -> dict[str, bool] | ApiResponse:
+    """``{"forceUpdate": bool, "markUnavailable": bool}``, both optional; anything else is 400."""
+    if not body.strip():
+        return dict(SYNC_BODY_KEYS)
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _error(400, "bad_request", "The body is not JSON.")
+    if not isinstance(data, dict):
+        return _error(400, "bad_request", "The body must be a JSON object.")
+    unknown = sorted(set(data) - set(SYNC_BODY_KEYS))
+    if unknown:
+        return _error(400, "bad_request", f"Unknown keys {unknown}; accepted: "
+                      "forceUpdate, markUnavailable.")
+    options = dict(SYNC_BODY_KEYS)
+    for key, value in data.items():
+        if not isinstance(value, bool):
+            return _error(400, "bad_request", f"{key} must be true or false.")
+        options[key] = value
+    return options
+
+
+def handle_sync(runtime: Runtime, *, authorization: str | None, body: bytes,
+                ip_address: str | None = None, user_agent: str | None = None) -> ApiResponse:
+    """``POST /api/v1/models/sync``: authenticate, validate, sync (blocking: call from a thread)."""
+    denied = check_token(runtime.settings, authorization)
+    if denied is not None:
+        return denied
+    parsed = parse_sync_body(body)
+    if isinstance(parsed, ApiResponse):
+        return parsed
+    options = runtime.service.options(force_update=parsed["forceUpdate"],
+                                      mark_unavailable=parsed["markUnavailable"])
+    try:
+        result = runtime.service.run(options, trigger="api", actor=API_ACTOR,
+                                     ip_address=ip_address, user_agent=(user_agent or "")[:500])
+    except SyncInProgressError as exc:
+        return _error(409, "sync_in_progress", str(exc), holder=exc.holder, since=exc.since)
+    except SyncError as exc:
+        return _error(500, exc.kind, str(exc))
+    status = 200 if result.success else _FAILURE_STATUS.get(result.error_kind or "", 500)
+    return ApiResponse(status, result.to_dict())
+
+
+def _interval(settings: Settings) -> float | None:
+    return float(settings.sync_interval_seconds) if settings.auto_sync else None
+
+
+def handle_health(runtime: Runtime) -> ApiResponse:
+    """``GET /api/v1/models/health``: LiteMaaS's shape; 200 even when unhealthy (see status)."""
+    report = check_health(runtime.service, sync_interval_s=_interval(runtime.settings))
+    return ApiResponse(200, report.to_api())
+
+
+def handle_stats(runtime: Runtime) -> ApiResponse:
+    """``GET /api/v1/models/sync/stats``: model counts and the last successful sync (DB only)."""
+    kpis = catalogue_kpis(runtime.engine)
+    last = kpis["last_sync_at"]
+    return ApiResponse(200, {
+        "totalModels": kpis["total"], "availableModels": kpis["available"],
+        "unavailableModels": kpis["unavailable"],
+        "lastSyncAt": last.isoformat() if isinstance(last, datetime) else last,
+    })
+
+
+def dumps(body: Mapping[str, Any]) -> bytes:
+    """JSON for the routes (datetimes and decimals included)."""
+    return orjson.dumps(body, default=str, option=orjson.OPT_NON_STR_KEYS)
