@@ -243,3 +243,10 @@ class Settings:
         from sqlalchemy.engine import make_url
 
         return make_url(self.database_url).render_as_string(hide_password=True)
+
+
+def settings_markdown_table() -> str:
+    """The README's configuration table, generated from ``SETTINGS`` (tests keep them equal)."""
+    lines = ["| variable | meaning | default |", "|---|---|---|"]
+    lines += [f"| `{s.env}` | {s.help} | {s.default_text} |" for s in SETTINGS]
+    return "\n".join(lines)

@@ -8,6 +8,7 @@ plan can be applied only against the state it was computed from.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from .mapping import SYNCED_FIELDS, MappedCatalogue, ModelRow, Skip
+from .mapping import SYNCED_FIELDS, MappedCatalogue, ModelDataError, ModelRow, Skip, map_entry
 
 INSERT = "insert"
 UPDATE = "update"
@@ -67,6 +68,10 @@ class PlanAction:
     reason: str | None = None
     desired: ModelRow | None = None
     current: ModelRow | None = None
+    #: The row as the sync leaves it (inserts and rewrites write exactly this).
+    target: ModelRow | None = None
+    #: merge mode: fields both the admin and LiteLLM changed (old = database, new = LiteLLM).
+    conflicts: Mapping[str, FieldChange] = field(default_factory=dict)
 
     @property
     def is_destructive(self) -> bool:
@@ -135,36 +140,80 @@ def fingerprint(
     return _digest([catalogue_part.encode(), database_part.encode(), options_part])
 
 
-def _field_changes(current: ModelRow, desired: ModelRow) -> dict[str, FieldChange]:
+def _field_changes(current: ModelRow, target: ModelRow) -> dict[str, FieldChange]:
     changes: dict[str, FieldChange] = {}
     for name in SYNCED_FIELDS:
-        if current.value(name) != desired.value(name):
+        if current.value(name) != target.value(name):
             if name == "metadata":
-                changes[name] = FieldChange(current.metadata, desired.metadata)
+                changes[name] = FieldChange(current.metadata, target.metadata)
             else:
-                changes[name] = FieldChange(getattr(current, name), getattr(desired, name))
-    if current.description is None and desired.description is not None:
-        changes["description"] = FieldChange(None, desired.description)
+                changes[name] = FieldChange(getattr(current, name), getattr(target, name))
+    if current.description != target.description:
+        changes["description"] = FieldChange(current.description, target.description)
     return changes
+
+
+def merge_base(current: ModelRow) -> ModelRow | None:
+    """The LiteLLM values last synced into this row, re-mapped from its stored metadata."""
+    info = current.metadata.get("litellm_model_info")
+    params = current.metadata.get("litellm_params")
+    if not isinstance(info, Mapping) or not isinstance(params, Mapping):
+        return None
+    try:
+        return map_entry({"model_name": current.id, "litellm_params": params, "model_info": info})
+    except ModelDataError:
+        return None
+
+
+_MERGED_FIELDS = tuple(f for f in SYNCED_FIELDS if f not in ("availability", "metadata"))
+
+
+def _target_row(
+    current: ModelRow, desired: ModelRow, mode: str
+) -> tuple[ModelRow, dict[str, FieldChange]]:
+    """The row as the sync will leave it, and the fields both sides changed (merge only).
+
+    ``litellm_wins``: LiteLLM's values. ``database_wins``: the row as it is, made available.
+    ``merge``: three-way against the last synced LiteLLM values (kept in metadata): a field only
+    the admin changed is kept, a field only LiteLLM changed is taken, a field both changed is a
+    conflict, kept as the admin left it and reported. The description stays admin-owned.
+    """
+    description = current.description if current.description is not None else desired.description
+    if mode == "database_wins":
+        return dataclasses.replace(current, availability=AVAILABLE), {}
+    base = merge_base(current) if mode == "merge" else None
+    if base is None:
+        return dataclasses.replace(desired, description=description), {}
+    values: dict[str, Any] = {}
+    conflicts: dict[str, FieldChange] = {}
+    for name in _MERGED_FIELDS:
+        mine, theirs, before = getattr(current, name), getattr(desired, name), getattr(base, name)
+        if mine == theirs or mine == before:
+            values[name] = theirs
+        elif theirs == before:
+            values[name] = mine
+        else:
+            values[name] = mine
+            conflicts[name] = FieldChange(mine, theirs)
+    merged = dataclasses.replace(desired, description=description, **values)
+    return merged, conflicts
 
 
 def _present_action(current: ModelRow, desired: ModelRow, options: SyncOptions) -> PlanAction:
     model_id = desired.id
-    if options.conflict_resolution == "database_wins":
-        if current.availability != AVAILABLE:
-            change = {"availability": FieldChange(current.availability, AVAILABLE)}
-            return PlanAction(model_id, RESTORE, change, "served again by LiteLLM", desired, current)
-        return PlanAction(model_id, UNCHANGED, {}, "database_wins: existing rows are kept",
-                          desired, current)
-    changes = _field_changes(current, desired)
+    target, conflicts = _target_row(current, desired, options.conflict_resolution)
+    changes = _field_changes(current, target)
     if current.availability != AVAILABLE:
-        return PlanAction(model_id, RESTORE, changes, "served again by LiteLLM", desired, current)
+        return PlanAction(model_id, RESTORE, changes, "served again by LiteLLM", desired, current,
+                          target, conflicts)
     if changes:
-        return PlanAction(model_id, UPDATE, changes, None, desired, current)
-    if options.force_update:
+        return PlanAction(model_id, UPDATE, changes, None, desired, current, target, conflicts)
+    if options.force_update and options.conflict_resolution != "database_wins":
         return PlanAction(model_id, UPDATE, {}, "forceUpdate: rewritten although unchanged",
-                          desired, current)
-    return PlanAction(model_id, UNCHANGED, {}, None, desired, current)
+                          desired, current, target, conflicts)
+    reason = "database_wins: existing rows are kept" if (
+        options.conflict_resolution == "database_wins" and _field_changes(current, desired)) else None
+    return PlanAction(model_id, UNCHANGED, {}, reason, desired, current, target, conflicts)
 
 
 def _skip_action(skip: Skip) -> PlanAction:
@@ -184,7 +233,7 @@ def build_plan(
         desired = catalogue.rows[model_id]
         existing = current.get(model_id)
         if existing is None:
-            actions.append(PlanAction(model_id, INSERT, {}, None, desired, None))
+            actions.append(PlanAction(model_id, INSERT, {}, None, desired, None, desired))
         else:
             actions.append(_present_action(existing, desired, options))
 
@@ -253,6 +302,8 @@ def plan_to_dict(plan: SyncPlan, *, include_unchanged: bool = False) -> dict[str
                     for name, c in a.changes.items()
                 },
                 "reason": a.reason,
+                **({"conflicts": {name: {"database": _jsonable(c.old), "litellm": _jsonable(c.new)}
+                                  for name, c in a.conflicts.items()}} if a.conflicts else {}),
             }
             for a in plan.actions
             if include_unchanged or a.action != UNCHANGED

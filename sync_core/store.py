@@ -211,23 +211,12 @@ def set_availability(conn: sa.Connection, ids: list[str], availability: str) -> 
 
 def apply_plan(conn: sa.Connection, plan: SyncPlan) -> Mapping[str, int]:
     """Write every change of the plan inside the caller's transaction; return rows touched."""
-    inserts = [a.desired for a in plan.by_action(INSERT) if a.desired]
-    rewrites: list[ModelRow] = []
-    availability_only: list[str] = []
-    for action in plan.actions:
-        if action.action not in (UPDATE, RESTORE) or action.desired is None:
-            continue
-        if action.action == RESTORE and set(action.changes) <= {"availability"} and (
-            plan.options.conflict_resolution == "database_wins"
-        ):
-            availability_only.append(action.model_id)
-        else:
-            rewrites.append(action.desired)
+    inserts = [a.target for a in plan.by_action(INSERT) if a.target]
+    rewrites = [a.target for a in plan.actions if a.action in (UPDATE, RESTORE) and a.target]
     unavailable = [a.model_id for a in plan.by_action(MARK_UNAVAILABLE)]
     return {
         "inserted": insert_rows(conn, inserts),
         "updated": update_rows(conn, rewrites),
-        "restored_availability_only": set_availability(conn, availability_only, "available"),
         "marked_unavailable": set_availability(conn, unavailable, "unavailable"),
     }
 

@@ -135,3 +135,41 @@ def test_plan_json_shape():
     assert by_id["gpt-4o"]["changes"]["context_length"] == {"old": 1, "new": 128000}
     assert by_id["text-embedding-3-small"]["action"] == INSERT
     assert "claude-sonnet" not in by_id  # unchanged models are left out by default
+
+
+def _merge_plan(admin_changes, upstream_changes):
+    """Database synced from the fixture, then edited by an admin; LiteLLM then changes too."""
+    current = current_from(real_entries(), **{"gpt-4o": admin_changes})
+    upstream = real_entries()
+    upstream[0]["model_info"].update(upstream_changes)
+    return build_plan(map_catalogue(upstream), current, SyncOptions(conflict_resolution="merge"))
+
+
+def test_merge_keeps_a_field_only_the_admin_changed():
+    plan = _merge_plan({"context_length": 64000}, {})
+    assert not plan.has_changes
+
+
+def test_merge_takes_a_field_only_litellm_changed_and_keeps_the_admins():
+    plan = _merge_plan({"context_length": 64000}, {"input_cost_per_token": 5e-06})
+    (action,) = plan.by_action(UPDATE)
+    assert set(action.changes) == {"input_cost_per_token", "metadata"}
+    assert action.target.context_length == 64000
+    assert action.conflicts == {}
+
+
+def test_merge_reports_a_field_both_changed_and_keeps_the_database_value():
+    plan = _merge_plan({"context_length": 64000}, {"max_input_tokens": 256000})
+    (action,) = plan.by_action(UPDATE)
+    assert action.conflicts["context_length"].old == 64000
+    assert action.conflicts["context_length"].new == 256000
+    assert action.target.context_length == 64000
+    assert plan_to_dict(plan)["actions"][0]["conflicts"] == {
+        "context_length": {"database": 64000, "litellm": 256000}}
+
+
+def test_litellm_wins_overwrites_the_admins_edit():
+    current = current_from(real_entries(), **{"gpt-4o": {"context_length": 64000}})
+    plan = build_plan(map_catalogue(real_entries()), current)
+    (action,) = plan.by_action(UPDATE)
+    assert action.target.context_length == 128000

@@ -64,17 +64,18 @@ def _available(engine) -> set[str]:
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(catalogue=entries_strategy, state=db_state_strategy, force=st.booleans(),
-       mark=st.booleans())
+       mark=st.booleans(), mode=st.sampled_from(["litellm_wins", "database_wins", "merge"]))
 def test_sync_then_plan_is_empty_and_availability_follows_the_catalogue(
-        engine, catalogue, state, force, mark):
+        engine, catalogue, state, force, mark, mode):
     _seed(engine, state)
     before_available = _available(engine)
     service = SyncService(engine, StaticSource(catalogue))
-    options = SyncOptions(force_update=force, mark_unavailable=mark, allow_empty_catalogue=True)
+    options = SyncOptions(force_update=force, mark_unavailable=mark, allow_empty_catalogue=True,
+                          conflict_resolution=mode)
     result = service.run(options, trigger="manual", actor=SYSTEM)
     assert result.success, result.error_message
 
-    replan = service.preview(SyncOptions(mark_unavailable=mark))
+    replan = service.preview(SyncOptions(mark_unavailable=mark, conflict_resolution=mode))
     assert not replan.has_changes, replan.summary
 
     mapped = map_catalogue(catalogue)
