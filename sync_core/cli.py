@@ -125,6 +125,23 @@ def cmd_health(runtime: Runtime, args: argparse.Namespace) -> int:
     return EXIT_ERROR if report.status == "error" else EXIT_OK
 
 
+def cmd_worker(runtime: Runtime, args: argparse.Namespace) -> int:
+    from .scheduler import Scheduler
+
+    interval = args.interval or runtime.settings.sync_interval_seconds
+    scheduler = Scheduler(runtime.service, interval)
+    if args.once:
+        result = scheduler.run_once()
+        print(f"skipped: {scheduler.last_skip_reason}" if result is None else
+              f"sync {'succeeded' if result.success else 'failed'}: {result.to_dict()['errorMessage'] or ''}")
+        return EXIT_OK if result is None or result.success else EXIT_ERROR
+    try:
+        scheduler.run_forever()
+    except KeyboardInterrupt:
+        scheduler.stop()
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     settings_help = "\n".join(f"  {s.env:<30} {s.help}" for s in SETTINGS)
     parser = argparse.ArgumentParser(
@@ -157,12 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
                       help="apply only if the plan still has this fingerprint (from diff --json)")
     sync.add_argument("--reason", help="why, stored in the audit row")
 
+    worker = sub.add_parser("worker", help="run scheduled syncs in the foreground (separate process)")
+    worker.add_argument("--interval", type=int, help="seconds (default: LITELLM_SYNC_INTERVAL)")
+    worker.add_argument("--once", action="store_true", help="one tick, then exit")
+
     health = sub.add_parser("health", help="LiteLLM, database, counts, last sync, integrity")
     health.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
-COMMANDS = {"migrate": cmd_migrate, "diff": cmd_diff, "sync": cmd_sync, "health": cmd_health}
+COMMANDS = {"migrate": cmd_migrate, "diff": cmd_diff, "sync": cmd_sync, "health": cmd_health,
+            "worker": cmd_worker}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
