@@ -39,9 +39,18 @@ API_ACTOR = Actor("api", ADMIN)
 SYNC_BODY_KEYS = {"forceUpdate": False, "markUnavailable": True}
 #: Failed-sync error kinds → HTTP status (anything else failing is a 500).
 _FAILURE_STATUS = {
-    "upstream": 502, "upstream_transient": 502, "upstream_permanent": 502, "connection": 502,
-    "timeout": 502, "server": 502, "authentication": 502, "data": 502, "circuit_open": 502,
-    "database": 503, "guard": 409, "stale_plan": 409,
+    "upstream": 502,
+    "upstream_transient": 502,
+    "upstream_permanent": 502,
+    "connection": 502,
+    "timeout": 502,
+    "server": 502,
+    "authentication": 502,
+    "data": 502,
+    "circuit_open": 502,
+    "database": 503,
+    "guard": 409,
+    "stale_plan": 409,
 }
 
 
@@ -73,7 +82,9 @@ def build_app_runtime(settings: Settings) -> Runtime:
     """The engine's runtime with the per-model change recorder attached to its sync service."""
     runtime = build_runtime(settings)
     runtime.service = SyncService(
-        runtime.engine, runtime.source, conflict_resolution=settings.conflict_resolution,
+        runtime.engine,
+        runtime.source,
+        conflict_resolution=settings.conflict_resolution,
         on_finished=change_recorder(runtime.engine),
     )
     return runtime
@@ -121,9 +132,13 @@ def _split(raw: str | None) -> set[str]:
     return {part.strip().lower() for part in (raw or "").split(",") if part.strip()}
 
 
-def resolve_identity(settings: Settings, *, auth_configured: bool,
-                     user: Mapping[str, Any] | None = None,
-                     environ: Mapping[str, str] | None = None) -> Identity:
+def resolve_identity(
+    settings: Settings,
+    *,
+    auth_configured: bool,
+    user: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Identity:
     """Role from the login (``ADMIN_EMAILS`` / ``ADMIN_GROUPS``), or from the mode without one.
 
     This decides what the page offers; :func:`sync_core.access.require_admin` is what refuses.
@@ -137,16 +152,26 @@ def resolve_identity(settings: Settings, *, auth_configured: bool,
         groups = user.get("groups") or []
         groups = {str(g).lower() for g in (groups if isinstance(groups, list) else [groups])}
         if email in _split(env.get("ADMIN_EMAILS")) or groups & _split(env.get("ADMIN_GROUPS")):
-            return Identity(Actor(email, ADMIN), "Admin by the ADMIN_EMAILS / ADMIN_GROUPS list.",
-                            logged_in=True)
-        return Identity(Actor(email, VIEWER), f"{email} is not in ADMIN_EMAILS or ADMIN_GROUPS, "
-                        "so this session is read-only.", logged_in=True)
+            return Identity(
+                Actor(email, ADMIN),
+                "Admin by the ADMIN_EMAILS / ADMIN_GROUPS list.",
+                logged_in=True,
+            )
+        return Identity(
+            Actor(email, VIEWER),
+            f"{email} is not in ADMIN_EMAILS or ADMIN_GROUPS, so this session is read-only.",
+            logged_in=True,
+        )
     if settings.is_development:
-        return Identity(Actor("local-admin", ADMIN),
-                        "No login is configured; development/demo mode makes everyone admin.")
-    return Identity(Actor("viewer", VIEWER),
-                    "No login is configured ([auth] in .streamlit/secrets.toml), and in "
-                    "production an anonymous visitor is read-only.")
+        return Identity(
+            Actor("local-admin", ADMIN),
+            "No login is configured; development/demo mode makes everyone admin.",
+        )
+    return Identity(
+        Actor("viewer", VIEWER),
+        "No login is configured ([auth] in .streamlit/secrets.toml), and in "
+        "production an anonymous visitor is read-only.",
+    )
 
 
 # --- HTTP handlers -----------------------------------------------------------------------------
@@ -166,11 +191,15 @@ def check_token(settings: Settings, authorization: str | None) -> ApiResponse | 
     """None when the Bearer token is right; the 401 answer otherwise."""
     expected = settings.sync_api_token.reveal() if settings.sync_api_token else ""
     if not expected:
-        return _error(401, "sync_api_disabled",
-                      "The sync API is disabled: SYNC_API_TOKEN is not set on the server.")
+        return _error(
+            401,
+            "sync_api_disabled",
+            "The sync API is disabled: SYNC_API_TOKEN is not set on the server.",
+        )
     scheme, _, given = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), expected.encode()):
+        given.strip().encode(), expected.encode()
+    ):
         return _error(401, "unauthorized", "Missing or invalid Bearer token.")
     return None
 
@@ -187,8 +216,9 @@ def parse_sync_body(body: bytes) -> dict[str, bool] | ApiResponse:
         return _error(400, "bad_request", "The body must be a JSON object.")
     unknown = sorted(set(data) - set(SYNC_BODY_KEYS))
     if unknown:
-        return _error(400, "bad_request", f"Unknown keys {unknown}; accepted: "
-                      "forceUpdate, markUnavailable.")
+        return _error(
+            400, "bad_request", f"Unknown keys {unknown}; accepted: forceUpdate, markUnavailable."
+        )
     options = dict(SYNC_BODY_KEYS)
     for key, value in data.items():
         if not isinstance(value, bool):
@@ -197,8 +227,14 @@ def parse_sync_body(body: bytes) -> dict[str, bool] | ApiResponse:
     return options
 
 
-def handle_sync(runtime: Runtime, *, authorization: str | None, body: bytes,
-                ip_address: str | None = None, user_agent: str | None = None) -> ApiResponse:
+def handle_sync(
+    runtime: Runtime,
+    *,
+    authorization: str | None,
+    body: bytes,
+    ip_address: str | None = None,
+    user_agent: str | None = None,
+) -> ApiResponse:
     """``POST /api/v1/models/sync``: authenticate, validate, sync (blocking: call from a thread)."""
     denied = check_token(runtime.settings, authorization)
     if denied is not None:
@@ -206,11 +242,17 @@ def handle_sync(runtime: Runtime, *, authorization: str | None, body: bytes,
     parsed = parse_sync_body(body)
     if isinstance(parsed, ApiResponse):
         return parsed
-    options = runtime.service.options(force_update=parsed["forceUpdate"],
-                                      mark_unavailable=parsed["markUnavailable"])
+    options = runtime.service.options(
+        force_update=parsed["forceUpdate"], mark_unavailable=parsed["markUnavailable"]
+    )
     try:
-        result = runtime.service.run(options, trigger="api", actor=API_ACTOR,
-                                     ip_address=ip_address, user_agent=(user_agent or "")[:500])
+        result = runtime.service.run(
+            options,
+            trigger="api",
+            actor=API_ACTOR,
+            ip_address=ip_address,
+            user_agent=(user_agent or "")[:500],
+        )
     except SyncInProgressError as exc:
         return _error(409, "sync_in_progress", str(exc), holder=exc.holder, since=exc.since)
     except SyncError as exc:
@@ -233,11 +275,17 @@ def handle_stats(runtime: Runtime) -> ApiResponse:
     """``GET /api/v1/models/sync/stats``: model counts and the last successful sync (DB only)."""
     kpis = catalogue_kpis(runtime.engine)
     last = kpis["last_sync_at"]
-    return ApiResponse(200, {
-        "totalModels": kpis["total"], "availableModels": kpis["available"],
-        "unavailableModels": kpis["unavailable"],
-        "lastSyncAt": last.isoformat() if isinstance(last, datetime) else last,
-    })
+    if isinstance(last, datetime) and last.tzinfo is None:  # SQLite returns naive UTC times
+        last = last.replace(tzinfo=UTC)
+    return ApiResponse(
+        200,
+        {
+            "totalModels": kpis["total"],
+            "availableModels": kpis["available"],
+            "unavailableModels": kpis["unavailable"],
+            "lastSyncAt": last.isoformat() if isinstance(last, datetime) else last,
+        },
+    )
 
 
 def dumps(body: Mapping[str, Any]) -> bytes:

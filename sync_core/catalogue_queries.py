@@ -88,11 +88,13 @@ def _dict(value: Any) -> dict[str, Any]:
 def _where(query: sa.Select, flt: ModelFilter) -> sa.Select:
     if flt.search.strip():
         pattern = f"%{flt.search.strip().lower()}%"
-        query = query.where(sa.or_(
-            sa.func.lower(models.c.name).like(pattern),
-            sa.func.lower(models.c.provider).like(pattern),
-            sa.func.lower(sa.func.coalesce(models.c.description, "")).like(pattern),
-        ))
+        query = query.where(
+            sa.or_(
+                sa.func.lower(models.c.name).like(pattern),
+                sa.func.lower(models.c.provider).like(pattern),
+                sa.func.lower(sa.func.coalesce(models.c.description, "")).like(pattern),
+            )
+        )
     if flt.providers:
         query = query.where(models.c.provider.in_(flt.providers))
     if flt.availability:
@@ -111,10 +113,23 @@ def list_models(engine: Engine, flt: ModelFilter | None = None) -> list[dict[str
     unknown = set(flt.capabilities) - set(CAPABILITIES)
     if unknown:
         raise ValueError(f"unknown capabilities: {sorted(unknown)}")
-    columns = [models.c[name] for name in (
-        "id", "name", "provider", "description", "context_length", "input_cost_per_token",
-        "output_cost_per_token", "availability", "features", "updated_at", "created_at",
-        *CAPABILITIES.values())]
+    columns = [
+        models.c[name]
+        for name in (
+            "id",
+            "name",
+            "provider",
+            "description",
+            "context_length",
+            "input_cost_per_token",
+            "output_cost_per_token",
+            "availability",
+            "features",
+            "updated_at",
+            "created_at",
+            *CAPABILITIES.values(),
+        )
+    ]
     query = _where(sa.select(*columns), flt).order_by(models.c.provider, models.c.name)
     with engine.connect() as conn:
         records = conn.execute(query).mappings().all()
@@ -139,16 +154,20 @@ def list_models(engine: Engine, flt: ModelFilter | None = None) -> list[dict[str
 
 def providers(engine: Engine) -> list[str]:
     with engine.connect() as conn:
-        return list(conn.execute(
-            sa.select(models.c.provider).distinct().order_by(models.c.provider)).scalars())
+        return list(
+            conn.execute(
+                sa.select(models.c.provider).distinct().order_by(models.c.provider)
+            ).scalars()
+        )
 
 
 def catalogue_kpis(engine: Engine) -> dict[str, Any]:
     """Counts for the catalogue's metric tiles (one round trip per figure, a handful in all)."""
     with engine.connect() as conn:
         counts = model_counts(conn)
-        provider_count = conn.execute(
-            sa.select(sa.func.count(sa.distinct(models.c.provider)))).scalar() or 0
+        provider_count = (
+            conn.execute(sa.select(sa.func.count(sa.distinct(models.c.provider)))).scalar() or 0
+        )
         last_update = conn.execute(sa.select(sa.func.max(models.c.updated_at))).scalar()
     last_ok = audit.last_sync(engine, successful=True)
     return {
@@ -200,12 +219,21 @@ def changes_of(result: SyncResult) -> list[dict[str, Any]]:
         if action.action not in WRITING_ACTIONS:
             continue
         fields = {
-            name: ({"old": "…", "new": "… (raw LiteLLM data changed)"} if name == "metadata"
-                   else {"old": _jsonable(c.old), "new": _jsonable(c.new)})
+            name: (
+                {"old": "…", "new": "… (raw LiteLLM data changed)"}
+                if name == "metadata"
+                else {"old": _jsonable(c.old), "new": _jsonable(c.new)}
+            )
             for name, c in action.changes.items()
         }
-        out.append({"model_id": action.model_id, "action": action.action, "fields": fields,
-                    "reason": action.reason})
+        out.append(
+            {
+                "model_id": action.model_id,
+                "action": action.action,
+                "fields": fields,
+                "reason": action.reason,
+            }
+        )
     return out
 
 
@@ -217,11 +245,18 @@ def record_changes(engine: Engine, result: SyncResult) -> str | None:
     with engine.connect() as conn:
         counts = model_counts(conn)
     return audit.write_audit(
-        engine, action=CHANGES_ACTION, success=True, resource_id=result.audit_id,
+        engine,
+        action=CHANGES_ACTION,
+        success=True,
+        resource_id=result.audit_id,
         metadata={
-            "syncAuditId": result.audit_id, "trigger": result.trigger, "actor": result.actor,
-            "changeCount": len(changes), "truncated": len(changes) > MAX_RECORDED_CHANGES,
-            "changes": changes[:MAX_RECORDED_CHANGES], "modelCounts": counts,
+            "syncAuditId": result.audit_id,
+            "trigger": result.trigger,
+            "actor": result.actor,
+            "changeCount": len(changes),
+            "truncated": len(changes) > MAX_RECORDED_CHANGES,
+            "changes": changes[:MAX_RECORDED_CHANGES],
+            "modelCounts": counts,
         },
     )
 
@@ -244,57 +279,99 @@ def model_history(engine: Engine, model_id: str, *, scan: int = 500) -> list[dic
     for row in audit.list_audit(engine, action=CHANGES_ACTION, limit=scan):
         for change in row["metadata"].get("changes", []):
             if change.get("model_id") == model_id:
-                history.append({"at": row["created_at"], "action": change["action"],
-                                "fields": change.get("fields", {}),
-                                "actor": row["metadata"].get("actor"),
-                                "trigger": row["metadata"].get("trigger")})
+                history.append(
+                    {
+                        "at": row["created_at"],
+                        "action": change["action"],
+                        "fields": change.get("fields", {}),
+                        "actor": row["metadata"].get("actor"),
+                        "trigger": row["metadata"].get("trigger"),
+                    }
+                )
     return history
 
 
 # --- audit views --------------------------------------------------------------------------------
 
 
-def sync_runs(engine: Engine, *, since: datetime | None = None, until: datetime | None = None,
-              success: bool | None = None, limit: int = 2000) -> list[dict[str, Any]]:
+def sync_runs(
+    engine: Engine,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    success: bool | None = None,
+    limit: int = 2000,
+) -> list[dict[str, Any]]:
     """Sync audit rows flattened for tables and charts: one dict per sync, newest first."""
     runs = []
-    for row in audit.list_audit(engine, action=audit.SYNC_ACTION, success=success, since=since,
-                                until=until, limit=limit):
+    for row in audit.list_audit(
+        engine, action=audit.SYNC_ACTION, success=success, since=since, until=until, limit=limit
+    ):
         meta = row["metadata"]
         counts = meta.get("counts") or {}
-        runs.append({
-            "id": row["id"], "at": row["created_at"], "success": bool(row["success"]),
-            "trigger": meta.get("trigger"), "actor": meta.get("actor"),
-            "reason": meta.get("reason"), "duration_ms": meta.get("durationMs"),
-            "new": counts.get("new", 0), "updated": counts.get("updated", 0),
-            "unavailable": counts.get("unavailable", 0), "restored": counts.get("restored", 0),
-            "errors": counts.get("errors", 0), "error_kind": meta.get("errorKind"),
-            "error_message": row["error_message"], "source": meta.get("source"),
-            "options": meta.get("options") or {}, "metadata": meta,
-        })
+        runs.append(
+            {
+                "id": row["id"],
+                "at": row["created_at"],
+                "success": bool(row["success"]),
+                "trigger": meta.get("trigger"),
+                "actor": meta.get("actor"),
+                "reason": meta.get("reason"),
+                "duration_ms": meta.get("durationMs"),
+                "new": counts.get("new", 0),
+                "updated": counts.get("updated", 0),
+                "unavailable": counts.get("unavailable", 0),
+                "restored": counts.get("restored", 0),
+                "errors": counts.get("errors", 0),
+                "error_kind": meta.get("errorKind"),
+                "error_message": row["error_message"],
+                "source": meta.get("source"),
+                "options": meta.get("options") or {},
+                "metadata": meta,
+            }
+        )
     return runs
 
 
 def audit_actions(engine: Engine) -> list[str]:
     with engine.connect() as conn:
-        return list(conn.execute(
-            sa.select(audit_logs.c.action).distinct().order_by(audit_logs.c.action)).scalars())
+        return list(
+            conn.execute(
+                sa.select(audit_logs.c.action).distinct().order_by(audit_logs.c.action)
+            ).scalars()
+        )
 
 
-def audit_rows(engine: Engine, *, action: str | None = None, success: bool | None = None,
-               actor: str | None = None, since: datetime | None = None,
-               until: datetime | None = None, limit: int = 2000) -> list[dict[str, Any]]:
+def audit_rows(
+    engine: Engine,
+    *,
+    action: str | None = None,
+    success: bool | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 2000,
+) -> list[dict[str, Any]]:
     """Any audit rows, flattened; the actor filter matches the actor recorded in metadata."""
     out = []
-    for row in audit.list_audit(engine, action=action, success=success, since=since,
-                                until=until, limit=limit):
+    for row in audit.list_audit(
+        engine, action=action, success=success, since=since, until=until, limit=limit
+    ):
         meta = row["metadata"]
         if actor and (meta.get("actor") or "") != actor:
             continue
-        out.append({"id": row["id"], "at": row["created_at"], "action": row["action"],
-                    "success": row["success"], "actor": meta.get("actor"),
-                    "trigger": meta.get("trigger"), "error_message": row["error_message"],
-                    "metadata": meta})
+        out.append(
+            {
+                "id": row["id"],
+                "at": row["created_at"],
+                "action": row["action"],
+                "success": row["success"],
+                "actor": meta.get("actor"),
+                "trigger": meta.get("trigger"),
+                "error_message": row["error_message"],
+                "metadata": meta,
+            }
+        )
     return out
 
 
@@ -303,8 +380,13 @@ def availability_timeline(engine: Engine, *, limit: int = 1000) -> list[dict[str
     points = []
     for row in audit.list_audit(engine, action=CHANGES_ACTION, limit=limit):
         counts = row["metadata"].get("modelCounts") or {}
-        points.append({"at": row["created_at"], "available": counts.get("available", 0),
-                       "unavailable": counts.get("unavailable", 0)})
+        points.append(
+            {
+                "at": row["created_at"],
+                "available": counts.get("available", 0),
+                "unavailable": counts.get("unavailable", 0),
+            }
+        )
     return list(reversed(points))
 
 

@@ -33,7 +33,9 @@ def _print_json(value: Any) -> None:
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -49,7 +51,9 @@ def render_plan(plan: SyncPlan) -> str:
     for action in plan.actions:
         if action.action == UNCHANGED:
             continue
-        changes = "; ".join(f"{f}: {_short(c.old)} → {_short(c.new)}" for f, c in action.changes.items())
+        changes = "; ".join(
+            f"{f}: {_short(c.old)} → {_short(c.new)}" for f, c in action.changes.items()
+        )
         rows.append((action.model_id, action.action, changes or action.reason or ""))
     body = _table(("model", "action", "changes"), rows) if rows else "Nothing to change."
     warnings = "".join(f"\nWARNING: {w}" for w in plan.warnings)
@@ -82,15 +86,28 @@ def cmd_diff(runtime: Runtime, args: argparse.Namespace) -> int:
 def cmd_sync(runtime: Runtime, args: argparse.Namespace) -> int:
     actor = Actor(f"cli:{getpass.getuser()}", "admin")
     result = runtime.service.run(
-        _options(runtime, args), trigger="cli", actor=actor,
-        expected_fingerprint=args.expect_fingerprint, reason=args.reason,
+        _options(runtime, args),
+        trigger="cli",
+        actor=actor,
+        expected_fingerprint=args.expect_fingerprint,
+        reason=args.reason,
     )
     if args.json:
         _print_json(result.to_dict())
     else:
         data = result.to_dict()
-        keys = ("success", "totalModels", "newModels", "updatedModels", "unavailableModels",
-                "restoredModels", "unchangedModels", "skippedModels", "durationMs", "syncedAt")
+        keys = (
+            "success",
+            "totalModels",
+            "newModels",
+            "updatedModels",
+            "unavailableModels",
+            "restoredModels",
+            "unchangedModels",
+            "skippedModels",
+            "durationMs",
+            "syncedAt",
+        )
         print(_table(("field", "value"), [(k, data[k]) for k in keys]))
         for error in result.errors:
             print(f"error: {error}")
@@ -108,15 +125,35 @@ def cmd_health(runtime: Runtime, args: argparse.Namespace) -> int:
         probe = report.litellm
         rows = [
             ("status", report.status),
-            ("litellm", "reachable" if probe and probe.reachable else f"unreachable ({probe.error if probe else '?'})"),
-            ("litellm latency ms", f"{probe.latency_ms:.0f}" if probe and probe.latency_ms is not None else "—"),
+            (
+                "litellm",
+                "reachable"
+                if probe and probe.reachable
+                else f"unreachable ({probe.error if probe else '?'})",
+            ),
+            (
+                "litellm latency ms",
+                f"{probe.latency_ms:.0f}" if probe and probe.latency_ms is not None else "—",
+            ),
             ("circuit breaker", probe.breaker_state if probe else "—"),
             ("database", "ok" if report.database_ok else report.database_error),
             ("models (db)", report.counts.get("total", 0)),
-            ("available / unavailable", f"{report.counts.get('available', 0)} / {report.counts.get('unavailable', 0)}"),
-            ("models (litellm)", report.litellm_models if report.litellm_models is not None else "—"),
-            ("pending changes", report.pending_changes if report.pending_changes is not None else "—"),
-            ("last successful sync", report.last_success_at.isoformat() if report.last_success_at else "never"),
+            (
+                "available / unavailable",
+                f"{report.counts.get('available', 0)} / {report.counts.get('unavailable', 0)}",
+            ),
+            (
+                "models (litellm)",
+                report.litellm_models if report.litellm_models is not None else "—",
+            ),
+            (
+                "pending changes",
+                report.pending_changes if report.pending_changes is not None else "—",
+            ),
+            (
+                "last successful sync",
+                report.last_success_at.isoformat() if report.last_success_at else "never",
+            ),
             ("sync timeliness", report.sync_timeliness),
         ]
         print(_table(("check", "value"), rows))
@@ -132,8 +169,11 @@ def cmd_worker(runtime: Runtime, args: argparse.Namespace) -> int:
     scheduler = Scheduler(runtime.service, interval)
     if args.once:
         result = scheduler.run_once()
-        print(f"skipped: {scheduler.last_skip_reason}" if result is None else
-              f"sync {'succeeded' if result.success else 'failed'}: {result.to_dict()['errorMessage'] or ''}")
+        print(
+            f"skipped: {scheduler.last_skip_reason}"
+            if result is None
+            else f"sync {'succeeded' if result.success else 'failed'}: {result.to_dict()['errorMessage'] or ''}"
+        )
         return EXIT_OK if result is None or result.success else EXIT_ERROR
     try:
         scheduler.run_forever()
@@ -156,25 +196,41 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="create or upgrade the schema (adopts a LiteMaaS database)")
 
     def sync_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--force-update", action="store_true",
-                       help="rewrite every present model even when unchanged")
-        p.add_argument("--no-mark-unavailable", action="store_true",
-                       help="leave models LiteLLM no longer serves as they are")
-        p.add_argument("--allow-empty-catalogue", action="store_true",
-                       help="let an empty LiteLLM catalogue mark every model unavailable")
+        p.add_argument(
+            "--force-update",
+            action="store_true",
+            help="rewrite every present model even when unchanged",
+        )
+        p.add_argument(
+            "--no-mark-unavailable",
+            action="store_true",
+            help="leave models LiteLLM no longer serves as they are",
+        )
+        p.add_argument(
+            "--allow-empty-catalogue",
+            action="store_true",
+            help="let an empty LiteLLM catalogue mark every model unavailable",
+        )
         p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    diff = sub.add_parser("diff", help="show what a sync would change (exit 2 when changes are pending)")
+    diff = sub.add_parser(
+        "diff", help="show what a sync would change (exit 2 when changes are pending)"
+    )
     sync_options(diff)
     diff.add_argument("--all", action="store_true", help="include unchanged models in --json")
 
     sync = sub.add_parser("sync", help="sync now, in one transaction")
     sync_options(sync)
-    sync.add_argument("--expect-fingerprint", metavar="FP",
-                      help="apply only if the plan still has this fingerprint (from diff --json)")
+    sync.add_argument(
+        "--expect-fingerprint",
+        metavar="FP",
+        help="apply only if the plan still has this fingerprint (from diff --json)",
+    )
     sync.add_argument("--reason", help="why, stored in the audit row")
 
-    worker = sub.add_parser("worker", help="run scheduled syncs in the foreground (separate process)")
+    worker = sub.add_parser(
+        "worker", help="run scheduled syncs in the foreground (separate process)"
+    )
     worker.add_argument("--interval", type=int, help="seconds (default: LITELLM_SYNC_INTERVAL)")
     worker.add_argument("--once", action="store_true", help="one tick, then exit")
 
@@ -183,8 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"migrate": cmd_migrate, "diff": cmd_diff, "sync": cmd_sync, "health": cmd_health,
-            "worker": cmd_worker}
+COMMANDS = {
+    "migrate": cmd_migrate,
+    "diff": cmd_diff,
+    "sync": cmd_sync,
+    "health": cmd_health,
+    "worker": cmd_worker,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -194,16 +255,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"Configuration error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     if settings.mock_mode:
-        print("Mock mode: no LITELLM_API_URL set; using the bundled demo catalogue.", file=sys.stderr)
+        print(
+            "Mock mode: no LITELLM_API_URL set; using the bundled demo catalogue.", file=sys.stderr
+        )
     runtime = build_runtime(settings)
     try:
         if args.command != "migrate" and not migrate.is_up_to_date(runtime.engine):
-            print("The database schema is not up to date; run `litemaas-sync migrate` first.",
-                  file=sys.stderr)
+            print(
+                "The database schema is not up to date; run `litemaas-sync migrate` first.",
+                file=sys.stderr,
+            )
             return EXIT_ERROR
         return COMMANDS[args.command](runtime, args)
     except SyncError as exc:
@@ -214,9 +282,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if isinstance(exc, SQLAlchemyError):
             cause = getattr(exc, "orig", None) or exc
-            print(f"Database error ({runtime.settings.display_database_url()}): "
-                  f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}",
-                  file=sys.stderr)
+            print(
+                f"Database error ({runtime.settings.display_database_url()}): "
+                f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}",
+                file=sys.stderr,
+            )
             return EXIT_ERROR
         raise
     finally:

@@ -74,6 +74,7 @@ def _int_range(low: int, high: int | None = None) -> Callable[[str, str], int]:
 
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)?\s*$", re.IGNORECASE)
+MAX_DURATION_SECONDS = 7 * 86400
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -87,6 +88,8 @@ def parse_duration(raw: str, name: str) -> int:
     seconds = int(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s").lower()]
     if seconds < 1:
         raise ConfigError(f"{name}={raw!r} must be at least 1 second")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ConfigError(f"{name}={raw!r} is too long; use at most 7d")
     return seconds
 
 
@@ -102,11 +105,15 @@ def _choice(options: tuple[str, ...]) -> Callable[[str, str], str]:
 
 def _http_url(raw: str, name: str) -> str:
     value = raw.strip().rstrip("/")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{name}={raw!r} is not an HTTP URL; use http(s)://host[:port][/path]")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a non-numeric or out-of-range port
+    except ValueError:
+        raise ConfigError(f"{name} is not a valid URL; use http(s)://host[:port][/path]") from None
     if parts.username or parts.password:
         raise ConfigError(f"{name} must not carry credentials in the URL; use LITELLM_API_KEY")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name}={raw!r} is not an HTTP URL; use http(s)://host[:port][/path]")
     return value
 
 
@@ -148,35 +155,111 @@ class SettingSpec:
 
 
 SETTINGS: tuple[SettingSpec, ...] = (
-    SettingSpec("LITELLM_API_URL", "litellm_url", _http_url, None,
-                "LiteLLM base URL (for example http://litellm:4000).", "—"),
-    SettingSpec("LITELLM_BASE_URL", "litellm_url", _http_url, None,
-                "Fallback for LITELLM_API_URL when that is unset.", "—"),
-    SettingSpec("LITELLM_API_KEY", "litellm_api_key", _secret, None,
-                "LiteLLM key, sent as `Authorization: Bearer …` and `x-litellm-api-key`.", "none"),
-    SettingSpec("DATABASE_URL", "database_url", _database_url, None,
-                "`postgresql://user:pass@host:5432/db` (production) or `sqlite:///path.db`.",
-                f"embedded SQLite file `{DEFAULT_SQLITE_PATH}`"),
-    SettingSpec("LITELLM_AUTO_SYNC", "auto_sync", _bool, False,
-                "Run scheduled syncs (the start-up sync runs regardless).", "`false`"),
-    SettingSpec("LITELLM_SYNC_INTERVAL", "sync_interval_seconds", parse_duration, 60,
-                "Seconds between scheduled syncs; also accepts `30s`, `5m`, `1h`.", "`60`"),
-    SettingSpec("LITELLM_CONFLICT_RESOLUTION", "conflict_resolution", _choice(CONFLICT_MODES),
-                "litellm_wins", "`litellm_wins`, `database_wins` or `merge`.", "`litellm_wins`"),
-    SettingSpec("DB_MAX_CONNECTIONS", "db_max_connections", _int_range(1, 1000), 10,
-                "Database connection pool size.", "`10`"),
-    SettingSpec("DB_IDLE_TIMEOUT", "db_idle_timeout_ms", _int_range(0), 30000,
-                "Milliseconds before an idle pooled connection is recycled.", "`30000`"),
-    SettingSpec("DB_CONNECTION_TIMEOUT", "db_connection_timeout_ms", _int_range(1), 2000,
-                "Milliseconds to wait when connecting to the database.", "`2000`"),
-    SettingSpec("NODE_ENV", "node_env", _choice(NODE_ENVS), None,
-                "`development` (or unset) enables mock mode when no LiteLLM URL is set; "
-                "`production` requires one.", "unset (development)"),
-    SettingSpec("SYNC_API_TOKEN", "sync_api_token", _secret, None,
-                "Bearer token for `POST /api/v1/models/sync`; the API refuses syncs without it.",
-                "none"),
-    SettingSpec("LOG_LEVEL", "log_level", _log_level, "INFO",
-                "`debug`, `info`, `warning` or `error`.", "`info`"),
+    SettingSpec(
+        "LITELLM_API_URL",
+        "litellm_url",
+        _http_url,
+        None,
+        "LiteLLM base URL (for example http://litellm:4000).",
+        "—",
+    ),
+    SettingSpec(
+        "LITELLM_BASE_URL",
+        "litellm_url",
+        _http_url,
+        None,
+        "Fallback for LITELLM_API_URL when that is unset.",
+        "—",
+    ),
+    SettingSpec(
+        "LITELLM_API_KEY",
+        "litellm_api_key",
+        _secret,
+        None,
+        "LiteLLM key, sent as `Authorization: Bearer …` and `x-litellm-api-key`.",
+        "none",
+    ),
+    SettingSpec(
+        "DATABASE_URL",
+        "database_url",
+        _database_url,
+        None,
+        "`postgresql://user:pass@host:5432/db` (production) or `sqlite:///path.db`.",
+        f"embedded SQLite file `{DEFAULT_SQLITE_PATH}`",
+    ),
+    SettingSpec(
+        "LITELLM_AUTO_SYNC",
+        "auto_sync",
+        _bool,
+        False,
+        "Run scheduled syncs (the start-up sync runs regardless).",
+        "`false`",
+    ),
+    SettingSpec(
+        "LITELLM_SYNC_INTERVAL",
+        "sync_interval_seconds",
+        parse_duration,
+        60,
+        "Seconds between scheduled syncs; also accepts `30s`, `5m`, `1h`.",
+        "`60`",
+    ),
+    SettingSpec(
+        "LITELLM_CONFLICT_RESOLUTION",
+        "conflict_resolution",
+        _choice(CONFLICT_MODES),
+        "litellm_wins",
+        "`litellm_wins`, `database_wins` or `merge`.",
+        "`litellm_wins`",
+    ),
+    SettingSpec(
+        "DB_MAX_CONNECTIONS",
+        "db_max_connections",
+        _int_range(1, 1000),
+        10,
+        "Database connection pool size.",
+        "`10`",
+    ),
+    SettingSpec(
+        "DB_IDLE_TIMEOUT",
+        "db_idle_timeout_ms",
+        _int_range(0),
+        30000,
+        "Milliseconds before an idle pooled connection is recycled.",
+        "`30000`",
+    ),
+    SettingSpec(
+        "DB_CONNECTION_TIMEOUT",
+        "db_connection_timeout_ms",
+        _int_range(1),
+        2000,
+        "Milliseconds to wait when connecting to the database.",
+        "`2000`",
+    ),
+    SettingSpec(
+        "NODE_ENV",
+        "node_env",
+        _choice(NODE_ENVS),
+        None,
+        "`development` (or unset) enables mock mode when no LiteLLM URL is set; "
+        "`production` requires one.",
+        "unset (development)",
+    ),
+    SettingSpec(
+        "SYNC_API_TOKEN",
+        "sync_api_token",
+        _secret,
+        None,
+        "Bearer token for `POST /api/v1/models/sync`; the API refuses syncs without it.",
+        "none",
+    ),
+    SettingSpec(
+        "LOG_LEVEL",
+        "log_level",
+        _log_level,
+        "INFO",
+        "`debug`, `info`, `warning` or `error`.",
+        "`info`",
+    ),
 )
 
 

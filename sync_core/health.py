@@ -84,7 +84,9 @@ class HealthReport:
         }
 
 
-def integrity_checks(rows: Iterable[ModelRow], catalogue: MappedCatalogue | None) -> list[IntegrityIssue]:
+def integrity_checks(
+    rows: Iterable[ModelRow], catalogue: MappedCatalogue | None
+) -> list[IntegrityIssue]:
     """Data problems an admin should fix, each with the offending models."""
     rows = list(rows)
     found: list[IntegrityIssue] = []
@@ -95,26 +97,67 @@ def integrity_checks(rows: Iterable[ModelRow], catalogue: MappedCatalogue | None
             found.append(IntegrityIssue(check, f"{message} ({len(ids)})", ids, severity))
 
     available = [r for r in rows if r.availability == "available"]
-    add("unknown_provider", "Models with an unknown provider",
-        (r.id for r in rows if r.provider in ("", "unknown")))
-    add("missing_price", "Available models without an input or output price",
-        (r.id for r in available if r.input_cost_per_token is None or r.output_cost_per_token is None))
-    add("negative_price", "Models with a negative price",
-        (r.id for r in rows if any(c is not None and c < 0
-                                  for c in (r.input_cost_per_token, r.output_cost_per_token))),
-        ERROR)
-    add("features_mismatch", "Models whose features disagree with their capability flags",
-        (r.id for r in rows if r.features != features_for(
-            r.supports_function_calling, r.supports_parallel_function_calling, r.supports_vision)))
-    add("invalid_availability", "Models with an availability other than available/unavailable",
-        (r.id for r in rows if r.availability not in ("available", "unavailable")), ERROR)
+    add(
+        "unknown_provider",
+        "Models with an unknown provider",
+        (r.id for r in rows if r.provider in ("", "unknown")),
+    )
+    add(
+        "missing_price",
+        "Available models without an input or output price",
+        (
+            r.id
+            for r in available
+            if r.input_cost_per_token is None or r.output_cost_per_token is None
+        ),
+    )
+    add(
+        "negative_price",
+        "Models with a negative price",
+        (
+            r.id
+            for r in rows
+            if any(
+                c is not None and c < 0 for c in (r.input_cost_per_token, r.output_cost_per_token)
+            )
+        ),
+        ERROR,
+    )
+    add(
+        "features_mismatch",
+        "Models whose features disagree with their capability flags",
+        (
+            r.id
+            for r in rows
+            if r.features
+            != features_for(
+                r.supports_function_calling, r.supports_parallel_function_calling, r.supports_vision
+            )
+        ),
+    )
+    add(
+        "invalid_availability",
+        "Models with an availability other than available/unavailable",
+        (r.id for r in rows if r.availability not in ("available", "unavailable")),
+        ERROR,
+    )
     if catalogue is not None:
-        add("upstream_duplicates", "Model names served by several LiteLLM deployments",
-            {s.model_id for s in catalogue.skips if s.kind == SKIP_DUPLICATE})
-        add("upstream_wildcards", "Wildcard routes in LiteLLM (not synced)",
-            {s.model_id for s in catalogue.skips if s.kind == SKIP_WILDCARD})
-        add("upstream_data_errors", "LiteLLM entries that cannot be stored",
-            {s.model_id for s in catalogue.errors}, ERROR)
+        add(
+            "upstream_duplicates",
+            "Model names served by several LiteLLM deployments",
+            {s.model_id for s in catalogue.skips if s.kind == SKIP_DUPLICATE},
+        )
+        add(
+            "upstream_wildcards",
+            "Wildcard routes in LiteLLM (not synced)",
+            {s.model_id for s in catalogue.skips if s.kind == SKIP_WILDCARD},
+        )
+        add(
+            "upstream_data_errors",
+            "LiteLLM entries that cannot be stored",
+            {s.model_id for s in catalogue.errors},
+            ERROR,
+        )
     return found
 
 
@@ -126,8 +169,9 @@ def _parse_time(value: Any) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def check_health(service: SyncService, *, sync_interval_s: float | None = None,
-                 now: datetime | None = None) -> HealthReport:
+def check_health(
+    service: SyncService, *, sync_interval_s: float | None = None, now: datetime | None = None
+) -> HealthReport:
     """Probe everything; never raises for a failing part, reports it instead."""
     now = now or datetime.now(UTC)
     probe = service.source.probe() if hasattr(service.source, "probe") else None
@@ -166,8 +210,10 @@ def check_health(service: SyncService, *, sync_interval_s: float | None = None,
         report.sync_timeliness = "never"
     elif not last.get("success"):
         report.sync_timeliness = "error"
-    elif sync_interval_s and report.last_success_age_s is not None and (
-        report.last_success_age_s > LATE_AFTER_INTERVALS * sync_interval_s
+    elif (
+        sync_interval_s
+        and report.last_success_age_s is not None
+        and (report.last_success_age_s > LATE_AFTER_INTERVALS * sync_interval_s)
     ):
         report.sync_timeliness = "late"
     else:

@@ -58,8 +58,14 @@ class ProbeResult:
 def _reason(exc: BaseException) -> str:
     """The innermost cause of a requests error, short and free of headers."""
     text = str(exc.args[0] if exc.args else exc)
-    for marker in ("Connection refused", "Name or service not known", "timed out",
-                   "Connection reset", "IncompleteRead", "Connection aborted"):
+    for marker in (
+        "Connection refused",
+        "Name or service not known",
+        "timed out",
+        "Connection reset",
+        "IncompleteRead",
+        "Connection aborted",
+    ):
         if marker in text:
             return marker.lower()
     return type(exc).__name__
@@ -73,7 +79,9 @@ def parse_catalogue(body: bytes, url: str) -> list[Any]:
         try:  # NaN, Infinity and huge integers are not JSON, but Python's json reads them
             document = json.loads(body)
         except (ValueError, RecursionError):
-            raise LiteLLMDataError(f"LiteLLM at {url} answered with invalid JSON", url=url) from None
+            raise LiteLLMDataError(
+                f"LiteLLM at {url} answered with invalid JSON", url=url
+            ) from None
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
         raise LiteLLMDataError(
             f"LiteLLM at {url} answered JSON without a 'data' list of models", url=url
@@ -132,8 +140,17 @@ class LiteLLMClient:
         self.last_attempts += 1
         started = self._clock()
         try:
-            response = self._session.get(url, headers=self._headers(), timeout=timeout)
-            body = response.content  # read fully inside the try: a cut body is a network error
+            # requests' timeout bounds each socket read, not the whole answer: a server that
+            # drips bytes could hold a sync (and its lock) forever, so enforce a total deadline.
+            deadline = time.monotonic() + timeout
+            response = self._session.get(url, headers=self._headers(), timeout=timeout, stream=True)
+            chunks = []
+            for chunk in response.iter_content(256 * 1024):
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    response.close()
+                    raise requests.Timeout(f"body not complete within {timeout:g} s: timed out")
+            body = response._content = b"".join(chunks)  # a cut body raises inside this try
         except requests.Timeout as exc:
             self._observe("timeout", started)
             raise LiteLLMTimeoutError(
@@ -151,19 +168,28 @@ class LiteLLMClient:
                 self._observe("data", started)
                 raise LiteLLMDataError(
                     f"LiteLLM at {url} has no model list loaded (HTTP {status}); "
-                    "this is not an empty catalogue", url=url, status=status)
+                    "this is not an empty catalogue",
+                    url=url,
+                    status=status,
+                )
             self._observe("server", started)
-            raise LiteLLMServerError(f"LiteLLM at {url} answered HTTP {status}", url=url, status=status)
+            raise LiteLLMServerError(
+                f"LiteLLM at {url} answered HTTP {status}", url=url, status=status
+            )
         if status in (400, 401, 403):
             self._observe("authentication", started)
             raise LiteLLMAuthError(
                 f"LiteLLM at {url} refused the key (HTTP {status}); check LITELLM_API_KEY",
-                url=url, status=status)
+                url=url,
+                status=status,
+            )
         if status >= 300:
             self._observe("data", started)
             raise LiteLLMDataError(
                 f"LiteLLM at {url} answered HTTP {status}; is LITELLM_API_URL the proxy's base URL?",
-                url=url, status=status)
+                url=url,
+                status=status,
+            )
         self._observe("ok", started)
         return response
 
@@ -175,12 +201,14 @@ class LiteLLMClient:
         self, url: str, attempts: int | None = None, timeout: float | None = None
     ) -> requests.Response:
         """One logical request: breaker check, then up to ``attempts`` tries on transient errors."""
+        self.last_attempts = 0
         if not self.breaker.allow():
             wait = self.breaker.seconds_until_probe()
             raise CircuitOpenError(
                 f"LiteLLM at {self.base_url} failed {self.breaker.failure_threshold} times in a "
-                f"row; not calling it for another {wait:.0f} s", url=url)
-        self.last_attempts = 0
+                f"row; not calling it for another {wait:.0f} s",
+                url=url,
+            )
         retrying = Retrying(
             stop=stop_after_attempt(attempts or self.attempts),
             wait=wait_exponential(multiplier=self.backoff_initial, min=self.backoff_initial),
@@ -195,6 +223,9 @@ class LiteLLMClient:
             raise
         except UpstreamError:
             self.breaker.record_success()  # LiteLLM answered: it is up, our request was wrong
+            raise
+        except BaseException:
+            self.breaker.record_failure()  # never leave a half-open probe slot taken
             raise
         self.breaker.record_success()
         return response
@@ -225,10 +256,11 @@ class LiteLLMClient:
         if cached is not None:
             return cached
         started = self._clock()
-        try:
-            self._request(self.base_url + LIVENESS_PATH, attempts=1, timeout=min(5.0, self.timeout))
-            result = ProbeResult(True, (self._clock() - started) * 1000, None, None,
-                                 self.breaker.state, self.mode)
+        try:  # one plain request, outside the breaker: a liveness answer must not close it
+            self._get_once(self.base_url + LIVENESS_PATH, min(5.0, self.timeout))
+            result = ProbeResult(
+                True, (self._clock() - started) * 1000, None, None, self.breaker.state, self.mode
+            )
         except UpstreamError as exc:
             result = ProbeResult(False, None, exc.kind, str(exc), self.breaker.state, self.mode)
         with self._lock:

@@ -34,8 +34,9 @@ _memory_lock = threading.Lock()  # in-memory SQLite databases live in one proces
 def _busy(holder: str | None, since: str | None) -> SyncInProgressError:
     who = f" by {holder}" if holder else ""
     when = f" since {since}" if since else ""
-    return SyncInProgressError(f"A sync is already running{who}{when}; try again when it ends.",
-                               holder=holder, since=since)
+    return SyncInProgressError(
+        f"A sync is already running{who}{when}; try again when it ends.", holder=holder, since=since
+    )
 
 
 def current_holder(engine: Engine) -> tuple[str, str] | None:

@@ -112,8 +112,18 @@ class ModelDataError(ValueError):
 # --- credentials -------------------------------------------------------------------------------
 
 _SECRET_KEY_NAMES = frozenset(
-    {"api_key", "private_key", "access_key", "master_key", "password", "authorization",
-     "x-api-key", "x-litellm-api-key", "token", "bearer_token"}
+    {
+        "api_key",
+        "private_key",
+        "access_key",
+        "master_key",
+        "password",
+        "authorization",
+        "x-api-key",
+        "x-litellm-api-key",
+        "token",
+        "bearer_token",
+    }
 )
 _AWS_KEY = re.compile(r"^aws_.*_key", re.IGNORECASE)
 
@@ -181,7 +191,9 @@ def parse_cost(value: Any, field_name: str) -> Decimal | None:
         raise ModelDataError(f"{field_name} must be a finite number, got {value}")
     if number < 0:
         raise ModelDataError(f"{field_name} must not be negative, got {value}")
-    quantized = number.quantize(COST_QUANTUM, rounding=ROUND_HALF_UP) if number < COST_LIMIT else None
+    quantized = (
+        number.quantize(COST_QUANTUM, rounding=ROUND_HALF_UP) if number < COST_LIMIT else None
+    )
     if quantized is None or quantized >= COST_LIMIT:
         raise ModelDataError(f"{field_name}={value} overflows DECIMAL(12,10) (must be below 100)")
     return quantized
@@ -270,7 +282,9 @@ def map_entry(entry: Mapping[str, Any]) -> ModelRow:
         info.get("supports_parallel_function_calling"), "supports_parallel_function_calling", False
     )
     description = info.get("description")
-    description = _check_text(description, "description", None) if isinstance(description, str) else None
+    description = (
+        _check_text(description, "description", None) if isinstance(description, str) else None
+    )
 
     metadata = {
         "litellm_model_info": clean_metadata(info),
@@ -298,7 +312,9 @@ def map_entry(entry: Mapping[str, Any]) -> ModelRow:
         supports_vision=vision,
         supports_function_calling=function_calling,
         supports_parallel_function_calling=parallel,
-        supports_tool_choice=parse_flag(info.get("supports_tool_choice"), "supports_tool_choice", False),
+        supports_tool_choice=parse_flag(
+            info.get("supports_tool_choice"), "supports_tool_choice", False
+        ),
         supports_streaming=parse_flag(info.get("supports_streaming"), "supports_streaming", True),
         features=features_for(function_calling, parallel, vision),
         availability="available",
@@ -363,8 +379,14 @@ def map_catalogue(entries: Sequence[Any] | Iterable[Any]) -> MappedCatalogue:
             )
             continue
         if _deployment_id(entry) in expanded:
-            skips.append(Skip(label, SKIP_WILDCARD, "expanded by LiteLLM from a wildcard route; "
-                              "not a configured model", _deployment_id(entry)))
+            skips.append(
+                Skip(
+                    label,
+                    SKIP_WILDCARD,
+                    "expanded by LiteLLM from a wildcard route; not a configured model",
+                    _deployment_id(entry),
+                )
+            )
             continue
         groups.setdefault(entry["model_name"], []).append((index, entry))
     count = len(entries)
@@ -387,7 +409,9 @@ def map_catalogue(entries: Sequence[Any] | Iterable[Any]) -> MappedCatalogue:
             break
         label = name[:MAX_ID_LENGTH]
         if chosen is None:
-            skips.append(Skip(label, SKIP_DATA_ERROR, failures[0], _deployment_id(deployments[0][1])))
+            skips.append(
+                Skip(label, SKIP_DATA_ERROR, failures[0], _deployment_id(deployments[0][1]))
+            )
             continue
         rows[chosen.id] = chosen
         for index, entry in deployments:

@@ -98,7 +98,11 @@ class SyncPlan:
 
     @property
     def errors(self) -> list[PlanAction]:
-        return [a for a in self.actions if a.action == SKIP and a.reason and a.reason.startswith("data_error")]
+        return [
+            a
+            for a in self.actions
+            if a.action == SKIP and a.reason and a.reason.startswith("data_error")
+        ]
 
 
 # --- comparison and fingerprint ----------------------------------------------------------------
@@ -132,8 +136,12 @@ def fingerprint(
     """Hash of the mapped catalogue, the current rows and the options, independent of order."""
     catalogue_part = _digest(
         [row_signature(catalogue.rows[k]) for k in sorted(catalogue.rows)]
-        + [orjson.dumps([s.model_id, s.kind, s.reason, s.deployment_id]) for s in
-           sorted(catalogue.skips, key=lambda s: (s.model_id, s.kind, s.deployment_id or ""))]
+        + [
+            orjson.dumps([s.model_id, s.kind, s.reason, s.deployment_id])
+            for s in sorted(
+                catalogue.skips, key=lambda s: (s.model_id, s.kind, s.deployment_id or "")
+            )
+        ]
     )
     database_part = _digest([row_signature(current[k]) for k in sorted(current)])
     options_part = orjson.dumps(options.as_dict(), option=orjson.OPT_SORT_KEYS)
@@ -188,7 +196,7 @@ def _target_row(
     conflicts: dict[str, FieldChange] = {}
     for name in _MERGED_FIELDS:
         mine, theirs, before = getattr(current, name), getattr(desired, name), getattr(base, name)
-        if mine == theirs or mine == before:
+        if mine in (theirs, before):
             values[name] = theirs
         elif theirs == before:
             values[name] = mine
@@ -204,15 +212,34 @@ def _present_action(current: ModelRow, desired: ModelRow, options: SyncOptions) 
     target, conflicts = _target_row(current, desired, options.conflict_resolution)
     changes = _field_changes(current, target)
     if current.availability != AVAILABLE:
-        return PlanAction(model_id, RESTORE, changes, "served again by LiteLLM", desired, current,
-                          target, conflicts)
+        return PlanAction(
+            model_id,
+            RESTORE,
+            changes,
+            "served again by LiteLLM",
+            desired,
+            current,
+            target,
+            conflicts,
+        )
     if changes:
         return PlanAction(model_id, UPDATE, changes, None, desired, current, target, conflicts)
     if options.force_update and options.conflict_resolution != "database_wins":
-        return PlanAction(model_id, UPDATE, {}, "forceUpdate: rewritten although unchanged",
-                          desired, current, target, conflicts)
-    reason = "database_wins: existing rows are kept" if (
-        options.conflict_resolution == "database_wins" and _field_changes(current, desired)) else None
+        return PlanAction(
+            model_id,
+            UPDATE,
+            {},
+            "forceUpdate: rewritten although unchanged",
+            desired,
+            current,
+            target,
+            conflicts,
+        )
+    reason = (
+        "database_wins: existing rows are kept"
+        if (options.conflict_resolution == "database_wins" and _field_changes(current, desired))
+        else None
+    )
     return PlanAction(model_id, UNCHANGED, {}, reason, desired, current, target, conflicts)
 
 
@@ -241,15 +268,29 @@ def build_plan(
     for model_id in sorted(set(current) - set(catalogue.rows)):
         row = current[model_id]
         if row.availability == AVAILABLE and model_id in rejected:
-            actions.append(PlanAction(model_id, UNCHANGED, {}, "LiteLLM still serves it, but its "
-                                      "entry has a data error: left as it is", None, row))
+            actions.append(
+                PlanAction(
+                    model_id,
+                    UNCHANGED,
+                    {},
+                    "LiteLLM still serves it, but its entry has a data error: left as it is",
+                    None,
+                    row,
+                )
+            )
         elif row.availability == AVAILABLE and options.mark_unavailable:
             change = {"availability": FieldChange(AVAILABLE, UNAVAILABLE)}
-            actions.append(PlanAction(model_id, MARK_UNAVAILABLE, change,
-                                      "no longer served by LiteLLM", None, row))
+            actions.append(
+                PlanAction(
+                    model_id, MARK_UNAVAILABLE, change, "no longer served by LiteLLM", None, row
+                )
+            )
         else:
-            reason = ("no longer served by LiteLLM; markUnavailable is off"
-                      if row.availability == AVAILABLE else "not served by LiteLLM")
+            reason = (
+                "no longer served by LiteLLM; markUnavailable is off"
+                if row.availability == AVAILABLE
+                else "not served by LiteLLM"
+            )
             actions.append(PlanAction(model_id, UNCHANGED, {}, reason, None, row))
     actions.extend(_skip_action(s) for s in catalogue.skips)
 
@@ -302,8 +343,16 @@ def plan_to_dict(plan: SyncPlan, *, include_unchanged: bool = False) -> dict[str
                     for name, c in a.changes.items()
                 },
                 "reason": a.reason,
-                **({"conflicts": {name: {"database": _jsonable(c.old), "litellm": _jsonable(c.new)}
-                                  for name, c in a.conflicts.items()}} if a.conflicts else {}),
+                **(
+                    {
+                        "conflicts": {
+                            name: {"database": _jsonable(c.old), "litellm": _jsonable(c.new)}
+                            for name, c in a.conflicts.items()
+                        }
+                    }
+                    if a.conflicts
+                    else {}
+                ),
             }
             for a in plan.actions
             if include_unchanged or a.action != UNCHANGED

@@ -32,8 +32,12 @@ class Runtime:
         self.engine.dispose()
 
 
-def build_runtime(settings: Settings | None = None, *, source: CatalogueSource | None = None,
-                  engine: Engine | None = None) -> Runtime:
+def build_runtime(
+    settings: Settings | None = None,
+    *,
+    source: CatalogueSource | None = None,
+    engine: Engine | None = None,
+) -> Runtime:
     settings = settings or Settings.from_env()
     engine = engine or create_db_engine(settings)
     source = source or make_source(settings)

@@ -24,8 +24,13 @@ DUE_FRACTION = 0.9
 
 
 class Scheduler:
-    def __init__(self, service: SyncService, interval_s: float, *,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)):
+    def __init__(
+        self,
+        service: SyncService,
+        interval_s: float,
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
         self.service = service
         self.interval_s = interval_s
         self._now = now
@@ -80,8 +85,9 @@ class Scheduler:
         """Run in a daemon thread (inside the dashboard's server process)."""
         if self._thread is None or not self._thread.is_alive():
             self._stop.clear()
-            self._thread = threading.Thread(target=self.run_forever, name="litemaas-sync-scheduler",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self.run_forever, name="litemaas-sync-scheduler", daemon=True
+            )
             self._thread.start()
         return self._thread
 

@@ -62,8 +62,19 @@ audit_logs = sa.Table(
 
 #: Columns the sync writes, in the order the set-based statements use.
 MODEL_WRITE_COLUMNS = (
-    "id", "name", "provider", "description", "context_length",
-    "input_cost_per_token", "output_cost_per_token",
-    "supports_vision", "supports_function_calling", "supports_parallel_function_calling",
-    "supports_tool_choice", "supports_streaming", "features", "availability", "metadata",
+    "id",
+    "name",
+    "provider",
+    "description",
+    "context_length",
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "supports_vision",
+    "supports_function_calling",
+    "supports_parallel_function_calling",
+    "supports_tool_choice",
+    "supports_streaming",
+    "features",
+    "availability",
+    "metadata",
 )

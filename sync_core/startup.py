@@ -30,10 +30,16 @@ class StartupReport:
 
 
 def _seed_demo(runtime: Runtime) -> SyncResult:
-    seeder = SyncService(runtime.engine, MockLiteLLMClient("previous"),
-                         conflict_resolution=runtime.settings.conflict_resolution)
-    return seeder.run(trigger="startup", actor=Actor("demo-seed", "admin"),
-                      reason="demo mode: seeded from an older snapshot of the mock catalogue")
+    seeder = SyncService(
+        runtime.engine,
+        MockLiteLLMClient("previous"),
+        conflict_resolution=runtime.settings.conflict_resolution,
+    )
+    return seeder.run(
+        trigger="startup",
+        actor=Actor("demo-seed", "admin"),
+        reason="demo mode: seeded from an older snapshot of the mock catalogue",
+    )
 
 
 def run_startup(runtime: Runtime, *, initial_sync: bool = True) -> StartupReport:

@@ -22,10 +22,19 @@ from .schema import models
 # --- reading -----------------------------------------------------------------------------------
 
 _READ_COLUMNS = (
-    "id", "name", "provider", "description", "context_length",
-    "input_cost_per_token", "output_cost_per_token", "supports_vision",
-    "supports_function_calling", "supports_parallel_function_calling", "supports_tool_choice",
-    "supports_streaming", "availability",
+    "id",
+    "name",
+    "provider",
+    "description",
+    "context_length",
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "supports_vision",
+    "supports_function_calling",
+    "supports_parallel_function_calling",
+    "supports_tool_choice",
+    "supports_streaming",
+    "availability",
 )
 
 
@@ -33,7 +42,11 @@ def to_cost(value: Any) -> Decimal | None:
     """A stored price as an exact DECIMAL(12,10) value, whatever the driver returned."""
     if value is None:
         return None
-    number = value if isinstance(value, Decimal) else Decimal(repr(value) if isinstance(value, float) else str(value))
+    number = (
+        value
+        if isinstance(value, Decimal)
+        else Decimal(repr(value) if isinstance(value, float) else str(value))
+    )
     return number.quantize(COST_QUANTUM, rounding=ROUND_HALF_UP)
 
 
@@ -51,7 +64,8 @@ def read_current_rows(conn: sa.Connection) -> dict[str, ModelRow]:
     query = sa.select(
         *columns,
         sa.cast(models.c.features, sa.Text).label("features_json")
-        if not is_postgres(conn) else models.c.features,
+        if not is_postgres(conn)
+        else models.c.features,
         sa.cast(models.c.metadata, sa.Text).label("metadata_text"),
     )
     rows: dict[str, ModelRow] = {}
@@ -72,7 +86,9 @@ def read_current_rows(conn: sa.Connection) -> dict[str, ModelRow]:
             supports_function_calling=bool(record["supports_function_calling"]),
             supports_parallel_function_calling=bool(record["supports_parallel_function_calling"]),
             supports_tool_choice=bool(record["supports_tool_choice"]),
-            supports_streaming=bool(record["supports_streaming"]) if record["supports_streaming"] is not None else True,
+            supports_streaming=bool(record["supports_streaming"])
+            if record["supports_streaming"] is not None
+            else True,
             features=_features(features),
             availability=record["availability"] or "available",
             metadata=metadata,
@@ -89,10 +105,17 @@ def _payload(rows: Iterable[ModelRow]) -> str:
     return orjson.dumps(
         [
             {
-                "id": r.id, "name": r.name, "provider": r.provider, "description": r.description,
+                "id": r.id,
+                "name": r.name,
+                "provider": r.provider,
+                "description": r.description,
                 "context_length": r.context_length,
-                "input_cost_per_token": None if r.input_cost_per_token is None else str(r.input_cost_per_token),
-                "output_cost_per_token": None if r.output_cost_per_token is None else str(r.output_cost_per_token),
+                "input_cost_per_token": None
+                if r.input_cost_per_token is None
+                else str(r.input_cost_per_token),
+                "output_cost_per_token": None
+                if r.output_cost_per_token is None
+                else str(r.output_cost_per_token),
                 "supports_vision": r.supports_vision,
                 "supports_function_calling": r.supports_function_calling,
                 "supports_parallel_function_calling": r.supports_parallel_function_calling,

@@ -112,14 +112,17 @@ def _count_plan(result: SyncResult, plan: SyncPlan) -> None:
     for action in plan.actions:
         if action.action == SKIP and action.reason and action.reason.startswith("data_error"):
             result.errors.append(f"{action.model_id}: {action.reason.removeprefix('data_error: ')}")
-            result.error_details.append({"model_id": action.model_id, "kind": "data_error",
-                                         "reason": action.reason})
+            result.error_details.append(
+                {"model_id": action.model_id, "kind": "data_error", "reason": action.reason}
+            )
 
 
 def _database_error(exc: sa.exc.SQLAlchemyError) -> DatabaseError:
     cause = getattr(exc, "orig", None) or exc
     first_line = (str(cause).splitlines() or [""])[0][:300]
-    return DatabaseError(f"Database error, nothing was written ({type(cause).__name__}: {first_line})")
+    return DatabaseError(
+        f"Database error, nothing was written ({type(cause).__name__}: {first_line})"
+    )
 
 
 def _fail(result: SyncResult, exc: SyncError) -> None:
@@ -148,12 +151,20 @@ class SyncService:
         self._clock = clock
         self._on_finished = on_finished
 
-    def options(self, *, force_update: bool = False, mark_unavailable: bool = True,
-                allow_empty_catalogue: bool = False) -> SyncOptions:
+    def options(
+        self,
+        *,
+        force_update: bool = False,
+        mark_unavailable: bool = True,
+        allow_empty_catalogue: bool = False,
+    ) -> SyncOptions:
         """Options with the configured conflict resolution filled in."""
-        return SyncOptions(force_update=force_update, mark_unavailable=mark_unavailable,
-                           conflict_resolution=self.conflict_resolution,
-                           allow_empty_catalogue=allow_empty_catalogue)
+        return SyncOptions(
+            force_update=force_update,
+            mark_unavailable=mark_unavailable,
+            conflict_resolution=self.conflict_resolution,
+            allow_empty_catalogue=allow_empty_catalogue,
+        )
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -167,8 +178,9 @@ class SyncService:
 
     def preview(self, options: SyncOptions | None = None, *, fresh: bool = False) -> SyncPlan:
         """The plan a sync would apply now; writes nothing. Page views use the cached catalogue."""
-        return build_plan(self.catalogue(fresh=fresh), self.current_rows(),
-                          options or self.options())
+        return build_plan(
+            self.catalogue(fresh=fresh), self.current_rows(), options or self.options()
+        )
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -210,8 +222,9 @@ class SyncService:
                 log.exception("sync listener failed")
         return result
 
-    def _run_locked(self, result: SyncResult, options: SyncOptions,
-                    expected_fingerprint: str | None) -> None:
+    def _run_locked(
+        self, result: SyncResult, options: SyncOptions, expected_fingerprint: str | None
+    ) -> None:
         entries = self.source.fetch_entries()
         result.total_models = len(entries)
         catalogue = map_catalogue(entries)
@@ -231,18 +244,23 @@ class SyncService:
                 raise GuardError(plan.warnings[0] + "; refused (an admin can override explicitly)")
             apply_plan(conn, plan)
 
-    def _audit(self, result: SyncResult, reason: str | None, ip: str | None,
-               user_agent: str | None) -> None:
+    def _audit(
+        self, result: SyncResult, reason: str | None, ip: str | None, user_agent: str | None
+    ) -> None:
         metadata = {
             "trigger": result.trigger,
             "actor": result.actor,
             "reason": reason,
             "options": result.options.as_dict(),
             "counts": {
-                "total": result.total_models, "new": result.new_models,
-                "updated": result.updated_models, "unavailable": result.unavailable_models,
-                "restored": result.restored_models, "unchanged": result.unchanged_models,
-                "skipped": result.skipped_models, "errors": len(result.errors),
+                "total": result.total_models,
+                "new": result.new_models,
+                "updated": result.updated_models,
+                "unavailable": result.unavailable_models,
+                "restored": result.restored_models,
+                "unchanged": result.unchanged_models,
+                "skipped": result.skipped_models,
+                "errors": len(result.errors),
             },
             "errors": result.errors[: audit.MAX_AUDITED_ERRORS],
             "errorKind": result.error_kind,
@@ -252,18 +270,24 @@ class SyncService:
         }
         try:
             result.audit_id = audit.write_audit(
-                self.engine, action=audit.SYNC_ACTION, success=result.success,
-                error_message=result.error_message, metadata=metadata,
-                ip_address=ip, user_agent=user_agent,
+                self.engine,
+                action=audit.SYNC_ACTION,
+                success=result.success,
+                error_message=result.error_message,
+                metadata=metadata,
+                ip_address=ip,
+                user_agent=user_agent,
             )
         except sa.exc.SQLAlchemyError as exc:
             log.error("could not write the audit row: %s", type(exc).__name__)
 
     @staticmethod
     def _log_outcome(result: SyncResult) -> None:
-        summary = (f"new={result.new_models} updated={result.updated_models} "
-                   f"unavailable={result.unavailable_models} restored={result.restored_models} "
-                   f"errors={len(result.errors)} duration_ms={result.duration_ms:.0f}")
+        summary = (
+            f"new={result.new_models} updated={result.updated_models} "
+            f"unavailable={result.unavailable_models} restored={result.restored_models} "
+            f"errors={len(result.errors)} duration_ms={result.duration_ms:.0f}"
+        )
         if not result.success:
             log.error("sync failed (%s): %s", result.error_kind, result.error_message)
         elif result.errors:
@@ -273,5 +297,6 @@ class SyncService:
         if result.plan is not None and log.isEnabledFor(logging.DEBUG):
             for action in result.plan.actions:
                 if action.action in (INSERT, UPDATE, RESTORE, MARK_UNAVAILABLE):
-                    log.debug("model %s: %s %s", action.model_id, action.action,
-                              ",".join(action.changes))
+                    log.debug(
+                        "model %s: %s %s", action.model_id, action.action, ",".join(action.changes)
+                    )

@@ -19,8 +19,15 @@ from tests.factories import StaticSource
 
 # Tests never talk to a real LiteLLM unless they start one, and never read the developer's
 # configuration.
-for _name in ("LITELLM_API_URL", "LITELLM_BASE_URL", "LITELLM_API_KEY", "DATABASE_URL", "NODE_ENV",
-              "SYNC_API_TOKEN", "LITELLM_AUTO_SYNC"):
+for _name in (
+    "LITELLM_API_URL",
+    "LITELLM_BASE_URL",
+    "LITELLM_API_KEY",
+    "DATABASE_URL",
+    "NODE_ENV",
+    "SYNC_API_TOKEN",
+    "LITELLM_AUTO_SYNC",
+):
     os.environ.pop(_name, None)
 
 

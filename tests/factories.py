@@ -15,8 +15,14 @@ def real_entries() -> list[dict[str, Any]]:
     return json.loads((FIXTURES / "litellm-1.108.7-model_info.json").read_text())["data"]
 
 
-def entry(name: str, model: str | None = None, *, deployment_id: str | None = None,
-          params: dict[str, Any] | None = None, **info: Any) -> dict[str, Any]:
+def entry(
+    name: str,
+    model: str | None = None,
+    *,
+    deployment_id: str | None = None,
+    params: dict[str, Any] | None = None,
+    **info: Any,
+) -> dict[str, Any]:
     """A /model/info entry; keyword arguments go into model_info."""
     model_info = {
         "id": deployment_id or f"dep-{name}",

@@ -64,13 +64,33 @@ def _start_throwaway() -> str:
             raise RuntimeError(HOW_TO + " (running as root without a 'postgres' user)") from None
         shutil.chown(datadir, "postgres")
         prefix = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(prefix + [f"{bindir}/initdb", "-D", datadir, "-U", "postgres", "-A", "trust"],
-                   check=True, capture_output=True)
-    subprocess.run(prefix + [f"{bindir}/pg_ctl", "-D", datadir, "-w", "-l", f"{datadir}/log",
-                             "-o", f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1", "start"],
-                   check=True, capture_output=True)
-    atexit.register(lambda: subprocess.run(prefix + [f"{bindir}/pg_ctl", "-D", datadir, "-m",
-                                                     "immediate", "stop"], capture_output=True))
+    subprocess.run(
+        prefix + [f"{bindir}/initdb", "-D", datadir, "-U", "postgres", "-A", "trust"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        prefix
+        + [
+            f"{bindir}/pg_ctl",
+            "-D",
+            datadir,
+            "-w",
+            "-l",
+            f"{datadir}/log",
+            "-o",
+            f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    atexit.register(
+        lambda: subprocess.run(
+            prefix + [f"{bindir}/pg_ctl", "-D", datadir, "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+    )
     return f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
 

@@ -35,8 +35,15 @@ def test_diff_sync_diff_cycle(env, capsys):
     code, out, _ = run(capsys, "sync", "--json")
     assert code == 0
     result = json.loads(out)
-    assert {"success", "totalModels", "newModels", "updatedModels", "unavailableModels",
-            "errors", "syncedAt"} <= set(result)
+    assert {
+        "success",
+        "totalModels",
+        "newModels",
+        "updatedModels",
+        "unavailableModels",
+        "errors",
+        "syncedAt",
+    } <= set(result)
     assert result["success"] is True and result["newModels"] == 17
 
     code, out, _ = run(capsys, "diff")
@@ -112,9 +119,11 @@ def test_health_reports_counts_and_last_sync(env, capsys):
 
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
-    [("LITELLM_SYNC_INTERVAL", "soon", "LITELLM_SYNC_INTERVAL"),
-     ("DATABASE_URL", "mysql://x", "DATABASE_URL"),
-     ("LITELLM_CONFLICT_RESOLUTION", "coin_flip", "litellm_wins")],
+    [
+        ("LITELLM_SYNC_INTERVAL", "soon", "LITELLM_SYNC_INTERVAL"),
+        ("DATABASE_URL", "mysql://x", "DATABASE_URL"),
+        ("LITELLM_CONFLICT_RESOLUTION", "coin_flip", "litellm_wins"),
+    ],
 )
 def test_bad_configuration_names_the_variable(monkeypatch, capsys, variable, value, expected):
     monkeypatch.setenv(variable, value)
@@ -134,7 +143,12 @@ def test_console_script_and_module_entry_point(env):
     for command in (["litemaas-sync"], [sys.executable, "-m", "sync_core"]):
         if command[0] == "litemaas-sync":
             command = [str(__import__("pathlib").Path(sys.executable).parent / "litemaas-sync")]
-        done = subprocess.run([*command, "diff", "--json"], capture_output=True, text=True,
-                              env={**__import__("os").environ, "DATABASE_URL": env}, timeout=120)
+        done = subprocess.run(
+            [*command, "diff", "--json"],
+            capture_output=True,
+            text=True,
+            env={**__import__("os").environ, "DATABASE_URL": env},
+            timeout=120,
+        )
         assert done.returncode == 2, done.stderr
         assert json.loads(done.stdout)["summary"]["insert"] == 17

@@ -31,5 +31,7 @@ def test_readme_demo_figures_match_the_bundled_catalogue():
     providers = {row.provider for row in current.rows.values()}
     assert f"{len(current.rows)} models across {len(providers)} providers" in README
     summary = build_plan(current, dict(previous.rows)).summary
-    assert (f"{summary['insert']} new models, {summary['update']} changed, "
-            f"{summary['mark_unavailable']} to mark unavailable") in README
+    assert (
+        f"{summary['insert']} new models, {summary['update']} changed, "
+        f"{summary['mark_unavailable']} to mark unavailable"
+    ) in README

@@ -30,8 +30,13 @@ LONG_NAME = "l" * 300
 BASE = [
     model("gpt-4o", "openai/gpt-4o", api_key=PROVIDER_KEY),
     model("claude-sonnet", "anthropic/claude-sonnet-4-5", description="Anthropic, list price"),
-    model("local-granite", "hosted_vllm/ibm-granite/granite-3.3-8b-instruct",
-          input_cost_per_token=0, output_cost_per_token=0, max_input_tokens=131072),
+    model(
+        "local-granite",
+        "hosted_vllm/ibm-granite/granite-3.3-8b-instruct",
+        input_cost_per_token=0,
+        output_cost_per_token=0,
+        max_input_tokens=131072,
+    ),
     model("retired-model", "openai/my-finetune-not-in-cost-map"),
     model("gpt-4o-mini", "openai/gpt-4o-mini", api_base="http://127.0.0.1:9/v1"),
     model("gpt-4o-mini", "openai/gpt-4o-mini", api_base="http://127.0.0.1:19/v1"),
@@ -41,9 +46,15 @@ BASE = [
 ]
 CHANGED = [m for m in BASE if m["model_name"] != "claude-sonnet"]
 CHANGED = [
-    model("local-granite", "hosted_vllm/ibm-granite/granite-3.3-8b-instruct",
-          input_cost_per_token=1e-07, output_cost_per_token=0, max_input_tokens=131072)
-    if m["model_name"] == "local-granite" else m
+    model(
+        "local-granite",
+        "hosted_vllm/ibm-granite/granite-3.3-8b-instruct",
+        input_cost_per_token=1e-07,
+        output_cost_per_token=0,
+        max_input_tokens=131072,
+    )
+    if m["model_name"] == "local-granite"
+    else m
     for m in CHANGED
 ] + [model("mistral-small", "mistral/mistral-small-latest")]
 
@@ -56,8 +67,13 @@ def litellm() -> Iterator[LiteLLMProxy]:
 
 
 def cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sync_core", *args], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "sync_core", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def stored(url: str) -> dict[str, dict]:
@@ -67,8 +83,13 @@ def stored(url: str) -> dict[str, dict]:
 
 
 def test_sync_from_a_real_litellm_then_follow_its_changes(litellm, empty_pg_url):
-    env = {**os.environ, "LITELLM_API_URL": litellm.base_url, "LITELLM_API_KEY": MASTER_KEY,
-           "DATABASE_URL": empty_pg_url, "NODE_ENV": "production"}
+    env = {
+        **os.environ,
+        "LITELLM_API_URL": litellm.base_url,
+        "LITELLM_API_KEY": MASTER_KEY,
+        "DATABASE_URL": empty_pg_url,
+        "NODE_ENV": "production",
+    }
     assert cli(["migrate"], env).returncode == 0
     first = cli(["sync", "--json"], env)
     assert first.returncode == 0, first.stderr
@@ -101,7 +122,9 @@ def test_sync_from_a_real_litellm_then_follow_its_changes(litellm, empty_pg_url)
     assert actions["mistral-small"]["action"] == "insert"
     assert actions["local-granite"]["action"] == "update"
     assert actions["local-granite"]["changes"]["input_cost_per_token"] == {
-        "old": "0", "new": "0.0000001"}
+        "old": "0",
+        "new": "0.0000001",
+    }
 
     kept = cli(["sync", "--json", "--no-mark-unavailable"], env)
     assert kept.returncode == 0

@@ -23,8 +23,14 @@ def rows_by_id(entries):
 def test_real_fixture_maps_every_deployment():
     catalogue = map_catalogue(real_entries())
     assert set(catalogue.rows) == {
-        "gpt-4o", "claude-sonnet", "azure-gpt-4o-mini", "local-llama", "compat-mistral",
-        "bedrock-claude", "gemini-flash", "text-embedding-3-small",
+        "gpt-4o",
+        "claude-sonnet",
+        "azure-gpt-4o-mini",
+        "local-llama",
+        "compat-mistral",
+        "bedrock-claude",
+        "gemini-flash",
+        "text-embedding-3-small",
     }
     assert catalogue.skips == ()
     assert catalogue.entry_count == 8
@@ -73,7 +79,11 @@ def test_provider_rule(params, info, expected):
 def test_features_in_fixed_order_and_flags_default_false():
     rows = rows_by_id(real_entries())
     assert rows["gpt-4o"].features == (
-        "function_calling", "parallel_function_calling", "vision", "chat")
+        "function_calling",
+        "parallel_function_calling",
+        "vision",
+        "chat",
+    )
     assert rows["claude-sonnet"].features == ("function_calling", "vision", "chat")
     assert rows["compat-mistral"].features == ("chat",)
     assert rows["compat-mistral"].supports_vision is False
@@ -94,8 +104,12 @@ def test_wildcards_are_skipped_and_reported():
 
 
 def test_duplicates_collapse_deterministically_whatever_the_order():
-    first = entry("gpt", deployment_id="bbb", input_cost_per_token=1e-6, params={"api_base": "http://b"})
-    second = entry("gpt", deployment_id="aaa", input_cost_per_token=3e-6, params={"api_base": "http://a"})
+    first = entry(
+        "gpt", deployment_id="bbb", input_cost_per_token=1e-6, params={"api_base": "http://b"}
+    )
+    second = entry(
+        "gpt", deployment_id="aaa", input_cost_per_token=3e-6, params={"api_base": "http://a"}
+    )
     one = map_catalogue([first, second])
     other = map_catalogue([second, first])
     assert one.rows == other.rows
@@ -147,8 +161,12 @@ def test_entries_without_a_name_are_reported():
 
 def test_credentials_never_reach_metadata():
     params = {
-        "api_key": "sk-SECRET1", "aws_secret_access_key": "SECRET2", "aws_access_key_id": "SECRET3",
-        "vertex_credentials": "SECRET4", "azure_ad_token": "SECRET5", "client_secret": "SECRET6",
+        "api_key": "sk-SECRET1",
+        "aws_secret_access_key": "SECRET2",
+        "aws_access_key_id": "SECRET3",
+        "vertex_credentials": "SECRET4",
+        "azure_ad_token": "SECRET5",
+        "client_secret": "SECRET6",
         "api_base": "https://user:SECRET7@host.example/v1",
         "extra_headers": {"Authorization": "Bearer SECRET8"},
     }
@@ -170,14 +188,21 @@ def test_metadata_drops_nulls_and_keeps_model_info_and_params():
 
 
 def test_hostile_but_storable_names_are_kept_verbatim():
-    names = ["o'reilly\"; DROP TABLE models; --", "模型-ünïcødé-🚀", "<b>bold</b> [x](http://e)", "tab\there"]
+    names = [
+        "o'reilly\"; DROP TABLE models; --",
+        "模型-ünïcødé-🚀",
+        "<b>bold</b> [x](http://e)",
+        "tab\there",
+    ]
     catalogue = map_catalogue([entry(n) for n in names])
     assert set(catalogue.rows) == set(names)
 
 
 def test_wildcard_expansions_sharing_one_deployment_id_are_skipped():
     """LiteLLM 1.108.7 expands ``openai/*`` into one entry per cost-map model, one shared id."""
-    expanded = [entry(f"openai/{m}", f"openai/{m}", deployment_id="wild") for m in ("gpt-4", "tts-1")]
+    expanded = [
+        entry(f"openai/{m}", f"openai/{m}", deployment_id="wild") for m in ("gpt-4", "tts-1")
+    ]
     catalogue = map_catalogue(expanded + [entry("real", deployment_id="own")])
     assert set(catalogue.rows) == {"real"}
     assert [s.kind for s in catalogue.skips] == [SKIP_WILDCARD, SKIP_WILDCARD]

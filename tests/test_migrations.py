@@ -75,18 +75,28 @@ def test_fresh_postgres_gets_the_seed_schema(empty_pg_url):
     assert migrate.current_revision(engine) is None
     assert migrate.upgrade(engine) == migrate.head_revision()
     assert migrate.is_up_to_date(engine)
-    assert {"id", "features", "metadata", "availability", "updated_at"} <= _columns(engine, "models")
+    assert {"id", "features", "metadata", "availability", "updated_at"} <= _columns(
+        engine, "models"
+    )
     indexes = {i["name"] for i in sa.inspect(engine).get_indexes("models")}
     assert {"idx_models_provider", "idx_models_availability", "idx_models_updated_at"} <= indexes
     with engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO models (id, name, provider, updated_at) "
-                             "VALUES ('m', 'm', 'p', '2000-01-01')"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO models (id, name, provider, updated_at) "
+                "VALUES ('m', 'm', 'p', '2000-01-01')"
+            )
+        )
         conn.execute(sa.text("UPDATE models SET provider = 'q' WHERE id = 'm'"))
         year = conn.execute(sa.text("SELECT extract(year FROM updated_at) FROM models")).scalar()
     assert int(year) >= 2026  # the trigger maintains updated_at
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO models (id, name, provider, availability) "
-                             "VALUES ('x', 'x', 'p', 'maybe')"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO models (id, name, provider, availability) "
+                "VALUES ('x', 'x', 'p', 'maybe')"
+            )
+        )
     assert migrate.upgrade(engine) == migrate.head_revision()  # idempotent
     engine.dispose()
 
@@ -97,8 +107,12 @@ def test_fresh_sqlite_gets_the_same_tables(tmp_path):
     assert {"id", "features", "metadata", "availability"} <= _columns(engine, "models")
     assert {"id", "action", "success", "metadata"} <= _columns(engine, "audit_logs")
     with engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO models (id, name, provider, updated_at) "
-                             "VALUES ('m', 'm', 'p', '2000-01-01 00:00:00')"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO models (id, name, provider, updated_at) "
+                "VALUES ('m', 'm', 'p', '2000-01-01 00:00:00')"
+            )
+        )
         conn.execute(sa.text("UPDATE models SET provider = 'q' WHERE id = 'm'"))
         stamp = conn.execute(sa.text("SELECT updated_at FROM models")).scalar()
     assert not str(stamp).startswith("2000")
@@ -111,8 +125,15 @@ def test_existing_litemaas_database_is_adopted_without_loss_then_synced(empty_pg
     engine = create_db_engine(empty_pg_url)
     migrate.upgrade(engine)
     columns = _columns(engine, "models")
-    assert {"litellm_model_id", "backend_model_name", "api_base", "tpm", "rpm", "max_tokens",
-            "restricted_access"} <= columns
+    assert {
+        "litellm_model_id",
+        "backend_model_name",
+        "api_base",
+        "tpm",
+        "rpm",
+        "max_tokens",
+        "restricted_access",
+    } <= columns
     indexes = {i["name"] for i in sa.inspect(engine).get_indexes("models")}
     assert {"idx_models_availability", "idx_models_updated_at"} <= indexes
 
@@ -120,12 +141,20 @@ def test_existing_litemaas_database_is_adopted_without_loss_then_synced(empty_pg
     assert result.success and result.new_models == 7 and result.updated_models == 1
     assert result.unavailable_models == 1
     with engine.connect() as conn:
-        legacy = conn.execute(sa.text(
-            "SELECT availability, litellm_model_id, restricted_access FROM models "
-            "WHERE id = 'legacy-model'")).one()
-        gpt = conn.execute(sa.text(
-            "SELECT context_length, api_base, restricted_access FROM models WHERE id = 'gpt-4o'")).one()
-        actions = [r[0] for r in conn.execute(sa.text("SELECT action FROM audit_logs ORDER BY created_at"))]
+        legacy = conn.execute(
+            sa.text(
+                "SELECT availability, litellm_model_id, restricted_access FROM models "
+                "WHERE id = 'legacy-model'"
+            )
+        ).one()
+        gpt = conn.execute(
+            sa.text(
+                "SELECT context_length, api_base, restricted_access FROM models WHERE id = 'gpt-4o'"
+            )
+        ).one()
+        actions = [
+            r[0] for r in conn.execute(sa.text("SELECT action FROM audit_logs ORDER BY created_at"))
+        ]
     assert tuple(legacy) == ("unavailable", "abc", True)
     assert tuple(gpt) == (128000, "http://kept", True)  # LiteMaaS's own columns untouched
     assert actions == ["USER_LOGIN", "MODELS_SYNC"]
@@ -137,10 +166,18 @@ def test_existing_sqlite_tables_get_missing_columns(tmp_path):
     url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
     engine = create_db_engine(url)
     with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE models (id VARCHAR(255) PRIMARY KEY, name VARCHAR(255) "
-                             "NOT NULL, provider VARCHAR(100) NOT NULL, extra_col TEXT)"))
-        conn.execute(sa.text("INSERT INTO models (id, name, provider, extra_col) "
-                             "VALUES ('a', 'a', 'p', 'keep me')"))
+        conn.execute(
+            sa.text(
+                "CREATE TABLE models (id VARCHAR(255) PRIMARY KEY, name VARCHAR(255) "
+                "NOT NULL, provider VARCHAR(100) NOT NULL, extra_col TEXT)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO models (id, name, provider, extra_col) "
+                "VALUES ('a', 'a', 'p', 'keep me')"
+            )
+        )
     migrate.upgrade(engine)
     assert {"metadata", "features", "availability", "extra_col"} <= _columns(engine, "models")
     with engine.connect() as conn:

@@ -40,8 +40,10 @@ def test_plan_against_its_own_result_changes_nothing():
 
 
 def test_update_lists_changed_fields_old_to_new():
-    current = current_from(real_entries(), **{"gpt-4o": {"input_cost_per_token": Decimal("0.000005"),
-                                                           "context_length": 16384}})
+    current = current_from(
+        real_entries(),
+        **{"gpt-4o": {"input_cost_per_token": Decimal("0.000005"), "context_length": 16384}},
+    )
     plan = build_plan(map_catalogue(real_entries()), current)
     (action,) = plan.by_action(UPDATE)
     assert action.model_id == "gpt-4o"
@@ -70,8 +72,9 @@ def test_unavailable_model_served_again_is_restored():
 
 
 def test_force_update_rewrites_unchanged_models():
-    plan = build_plan(map_catalogue(real_entries()), current_from(real_entries()),
-                      SyncOptions(force_update=True))
+    plan = build_plan(
+        map_catalogue(real_entries()), current_from(real_entries()), SyncOptions(force_update=True)
+    )
     assert plan.summary[UPDATE] == 8
     assert all(a.changes == {} for a in plan.by_action(UPDATE))
 
@@ -87,8 +90,10 @@ def test_description_is_filled_only_while_null():
 
 
 def test_database_wins_keeps_existing_rows_but_inserts_and_restores():
-    current = current_from(real_entries()[1:], **{
-        "claude-sonnet": {"context_length": 1}, "gemini-flash": {"availability": "unavailable"}})
+    current = current_from(
+        real_entries()[1:],
+        **{"claude-sonnet": {"context_length": 1}, "gemini-flash": {"availability": "unavailable"}},
+    )
     options = SyncOptions(conflict_resolution="database_wins")
     plan = build_plan(map_catalogue(real_entries()), current, options)
     assert [a.model_id for a in plan.by_action(INSERT)] == ["gpt-4o"]
@@ -100,7 +105,9 @@ def test_database_wins_keeps_existing_rows_but_inserts_and_restores():
 def test_skips_are_listed_and_data_error_models_are_not_marked_unavailable():
     bad = entry("claude-sonnet", input_cost_per_token=-1)
     entries = [e for e in real_entries() if e["model_name"] != "claude-sonnet"] + [
-        bad, entry("x/*")]
+        bad,
+        entry("x/*"),
+    ]
     plan = build_plan(map_catalogue(entries), current_from(real_entries()))
     assert plan.by_action(MARK_UNAVAILABLE) == []
     assert {a.model_id for a in plan.by_action(SKIP)} == {"claude-sonnet", "x/*"}
@@ -117,7 +124,10 @@ def test_fingerprint_depends_on_both_inputs_and_options_but_not_order():
     assert build_plan(map_catalogue(changed), current).fingerprint != base
     edited = current_from(entries, **{"gpt-4o": {"description": "edited"}})
     assert build_plan(map_catalogue(entries), edited).fingerprint != base
-    assert build_plan(map_catalogue(entries), current, SyncOptions(force_update=True)).fingerprint != base
+    assert (
+        build_plan(map_catalogue(entries), current, SyncOptions(force_update=True)).fingerprint
+        != base
+    )
 
 
 def test_empty_catalogue_warns_before_marking_everything_unavailable():
@@ -165,7 +175,8 @@ def test_merge_reports_a_field_both_changed_and_keeps_the_database_value():
     assert action.conflicts["context_length"].new == 256000
     assert action.target.context_length == 64000
     assert plan_to_dict(plan)["actions"][0]["conflicts"] == {
-        "context_length": {"database": 64000, "litellm": 256000}}
+        "context_length": {"database": 64000, "litellm": 256000}
+    }
 
 
 def test_litellm_wins_overwrites_the_admins_edit():

@@ -22,9 +22,12 @@ ADMIN = Actor("admin@example.com", "admin")
 
 def rows(engine):
     with engine.connect() as conn:
-        result = conn.execute(sa.text(
-            "SELECT id, provider, context_length, input_cost_per_token, output_cost_per_token, "
-            "features, availability, description, metadata, updated_at FROM models ORDER BY id"))
+        result = conn.execute(
+            sa.text(
+                "SELECT id, provider, context_length, input_cost_per_token, output_cost_per_token, "
+                "features, availability, description, metadata, updated_at FROM models ORDER BY id"
+            )
+        )
         return {r.id: r for r in result}
 
 
@@ -45,7 +48,9 @@ def test_first_sync_stores_rows_by_the_mapping_rules(engine, source):
     assert gpt.provider == "openai"
     assert gpt.context_length == 128000
     assert Decimal(str(gpt.input_cost_per_token)) == Decimal("0.0000025")
-    features = gpt.features if isinstance(gpt.features, list) else __import__("json").loads(gpt.features)
+    features = (
+        gpt.features if isinstance(gpt.features, list) else __import__("json").loads(gpt.features)
+    )
     assert features == ["function_calling", "parallel_function_calling", "vision", "chat"]
     assert Decimal(str(stored["local-llama"].input_cost_per_token)) == 0
     assert stored["compat-mistral"].input_cost_per_token is None
@@ -92,7 +97,9 @@ def test_changed_price_and_admin_description(engine, source):
     service = SyncService(engine, source)
     run(service)
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE models SET description = 'curated' WHERE id = 'claude-sonnet'"))
+        conn.execute(
+            sa.text("UPDATE models SET description = 'curated' WHERE id = 'claude-sonnet'")
+        )
     source.entries = real_entries()
     source.entries[0]["model_info"]["input_cost_per_token"] = 5e-06
     source.entries[1]["model_info"]["description"] = "upstream text"
@@ -106,8 +113,11 @@ def test_changed_price_and_admin_description(engine, source):
 
 
 def test_data_errors_are_reported_and_the_rest_syncs(engine):
-    entries = real_entries() + [entry("x" * 300), entry("pricey", input_cost_per_token=1e9),
-                                entry("openai/*")]
+    entries = real_entries() + [
+        entry("x" * 300),
+        entry("pricey", input_cost_per_token=1e9),
+        entry("openai/*"),
+    ]
     result = run(SyncService(engine, StaticSource(entries)))
     assert result.success and result.new_models == 8
     assert len(result.errors) == 2
@@ -124,15 +134,26 @@ def test_failed_write_rolls_back_everything_and_is_audited(engine, source):
     before = rows(engine)
     with engine.begin() as conn:  # a database that rejects one row mid-sync
         if engine.dialect.name == "postgresql":
-            conn.execute(sa.text(
-                "CREATE FUNCTION reject_boom() RETURNS trigger AS $$ BEGIN "
-                "IF NEW.id = 'boom' THEN RAISE EXCEPTION 'boom rejected'; END IF; RETURN NEW; END "
-                "$$ LANGUAGE plpgsql"))
-            conn.execute(sa.text("CREATE TRIGGER t_boom BEFORE INSERT ON models FOR EACH ROW "
-                                 "EXECUTE FUNCTION reject_boom()"))
+            conn.execute(
+                sa.text(
+                    "CREATE FUNCTION reject_boom() RETURNS trigger AS $$ BEGIN "
+                    "IF NEW.id = 'boom' THEN RAISE EXCEPTION 'boom rejected'; END IF; RETURN NEW; END "
+                    "$$ LANGUAGE plpgsql"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "CREATE TRIGGER t_boom BEFORE INSERT ON models FOR EACH ROW "
+                    "EXECUTE FUNCTION reject_boom()"
+                )
+            )
         else:
-            conn.execute(sa.text("CREATE TRIGGER t_boom BEFORE INSERT ON models "
-                                 "WHEN NEW.id = 'boom' BEGIN SELECT RAISE(ABORT, 'boom rejected'); END"))
+            conn.execute(
+                sa.text(
+                    "CREATE TRIGGER t_boom BEFORE INSERT ON models "
+                    "WHEN NEW.id = 'boom' BEGIN SELECT RAISE(ABORT, 'boom rejected'); END"
+                )
+            )
     source.entries = real_entries()[1:] + [entry("boom"), entry("fine")]
     source.entries[0]["model_info"]["max_input_tokens"] = 1
     result = run(service)
@@ -171,13 +192,15 @@ def test_stale_plan_is_refused(engine, source):
     service = SyncService(engine, source)
     reviewed = service.preview()
     source.entries = real_entries()[:-1]
-    result = service.run(reviewed.options, trigger="manual", actor=ADMIN,
-                         expected_fingerprint=reviewed.fingerprint)
+    result = service.run(
+        reviewed.options, trigger="manual", actor=ADMIN, expected_fingerprint=reviewed.fingerprint
+    )
     assert not result.success and result.error_kind == "stale_plan"
     assert rows(engine) == {}
     fresh = service.preview()
-    ok = service.run(fresh.options, trigger="manual", actor=ADMIN,
-                     expected_fingerprint=fresh.fingerprint)
+    ok = service.run(
+        fresh.options, trigger="manual", actor=ADMIN, expected_fingerprint=fresh.fingerprint
+    )
     assert ok.success and ok.new_models == 7
 
 
@@ -188,8 +211,9 @@ def test_viewers_cannot_sync(engine, source):
 
 
 def test_audit_row_holds_trigger_actor_options_counts_and_fingerprint(engine, source):
-    result = SyncService(engine, source).run(SyncOptions(force_update=True), trigger="cli",
-                                             actor=ADMIN, reason="weekly refresh")
+    result = SyncService(engine, source).run(
+        SyncOptions(force_update=True), trigger="cli", actor=ADMIN, reason="weekly refresh"
+    )
     (row,) = audits(engine)
     assert row["id"] == result.audit_id
     assert row["resource_type"] == "MODEL"

@@ -28,11 +28,22 @@ flags = st.sampled_from([None, True, False])
 entries_strategy = st.lists(
     st.builds(
         lambda name, dep, cin, cout, ctx, vision, fc, desc: entry(
-            name, deployment_id=dep, input_cost_per_token=cin, output_cost_per_token=cout,
-            max_input_tokens=ctx, supports_vision=vision, supports_function_calling=fc,
-            description=desc),
-        st.sampled_from(NAMES), st.sampled_from(["a", "b", "c"]), costs, costs,
-        st.sampled_from([None, 4096, 128000]), flags, flags,
+            name,
+            deployment_id=dep,
+            input_cost_per_token=cin,
+            output_cost_per_token=cout,
+            max_input_tokens=ctx,
+            supports_vision=vision,
+            supports_function_calling=fc,
+            description=desc,
+        ),
+        st.sampled_from(NAMES),
+        st.sampled_from(["a", "b", "c"]),
+        costs,
+        costs,
+        st.sampled_from([None, 4096, 128000]),
+        flags,
+        flags,
         st.sampled_from([None, "upstream"]),
     ),
     max_size=12,
@@ -47,8 +58,11 @@ db_state_strategy = st.tuples(
 def _seed(engine, state) -> None:
     seed_entries, availability, descriptions = state
     rows = [
-        dataclasses.replace(row, availability=availability.get(row.id, "available"),
-                            description=descriptions.get(row.id, row.description))
+        dataclasses.replace(
+            row,
+            availability=availability.get(row.id, "available"),
+            description=descriptions.get(row.id, row.description),
+        )
         for row in map_catalogue(seed_entries).rows.values()
     ]
     with engine.begin() as conn:
@@ -61,17 +75,30 @@ def _available(engine) -> set[str]:
         return {k for k, r in read_current_rows(conn).items() if r.availability == "available"}
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(catalogue=entries_strategy, state=db_state_strategy, force=st.booleans(),
-       mark=st.booleans(), mode=st.sampled_from(["litellm_wins", "database_wins", "merge"]))
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    catalogue=entries_strategy,
+    state=db_state_strategy,
+    force=st.booleans(),
+    mark=st.booleans(),
+    mode=st.sampled_from(["litellm_wins", "database_wins", "merge"]),
+)
 def test_sync_then_plan_is_empty_and_availability_follows_the_catalogue(
-        engine, catalogue, state, force, mark, mode):
+    engine, catalogue, state, force, mark, mode
+):
     _seed(engine, state)
     before_available = _available(engine)
     service = SyncService(engine, StaticSource(catalogue))
-    options = SyncOptions(force_update=force, mark_unavailable=mark, allow_empty_catalogue=True,
-                          conflict_resolution=mode)
+    options = SyncOptions(
+        force_update=force,
+        mark_unavailable=mark,
+        allow_empty_catalogue=True,
+        conflict_resolution=mode,
+    )
     result = service.run(options, trigger="manual", actor=SYSTEM)
     assert result.success, result.error_message
 
