@@ -81,13 +81,13 @@ def _run_pages() -> None:
     runtime = ui.app_runtime()
     ident = ui.identity(runtime)
     st.session_state["_identity"] = ident
+    ui.banners(runtime, ident)
     navigation = st.navigation([st.Page(path, title=title, icon=icon)
                                 for path, title, icon in PAGES])
     with st.sidebar:
         st.caption(f"Role: **{ident.actor.role}** ({ident.actor.name})")
         st.caption(f"Database: `{runtime.settings.display_database_url()}`")
         st.caption(f"LiteLLM: `{runtime.runtime.source.model_info_url}`")
-    ui.banners(runtime, ident)
     navigation.run()
 
 

@@ -19,7 +19,8 @@ cols[0].metric("Models", kpis["total"])
 cols[1].metric("Available", kpis["available"])
 cols[2].metric("Unavailable", kpis["unavailable"])
 cols[3].metric("Providers", kpis["providers"])
-cols[4].metric("Last successful sync", ui.fmt_time(kpis["last_sync_at"]))
+cols[4].metric("Last successful sync", ui.fmt_age(kpis["last_sync_at"]),
+               help=ui.fmt_time(kpis["last_sync_at"]))
 
 # --- filters, seeded from and written back to the query parameters ------------------------------
 params = st.query_params

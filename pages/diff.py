@@ -69,7 +69,7 @@ if table.empty:
     st.info("Nothing to show: LiteLLM and the database agree for the chosen actions."
             if not plan.has_changes else "No model has the chosen actions.")
 else:
-    st.dataframe(table, hide_index=True, width="stretch", height=360)
+    st.dataframe(table, hide_index=True, width="stretch", height=min(38 + 35 * len(table), 400))
 
 st.subheader("One model, side by side")
 model_ids = table["model"].tolist() if not table.empty else []

@@ -30,22 +30,22 @@ def tiles() -> None:
     report = check_health(app.service, sync_interval_s=interval)
     st.subheader(f"{STATUS_ICON.get(report.status, '')} Overall: {report.status}")
     probe = report.litellm
-    c = st.columns(4)
+    c = st.columns(4, border=True)
     if probe is None:
         c[0].metric("LiteLLM", "unknown")
     else:
         c[0].metric("LiteLLM", "reachable" if probe.reachable else "unreachable",
                     f"{probe.latency_ms:.0f} ms" if probe.latency_ms is not None
                     else probe.error_kind,
-                    delta_color="off")
+                    delta_color="off", delta_arrow="off")
         c[1].metric("Circuit breaker", probe.breaker_state, f"mode: {probe.mode}",
-                    delta_color="off")
+                    delta_color="off", delta_arrow="off")
     c[2].metric("Database", "ok" if report.database_ok else "error",
-                report.database_error or app.settings.display_database_url(), delta_color="off")
+                report.database_error or app.settings.display_database_url(), delta_color="off", delta_arrow="off")
     label, icon = TIMELINESS.get(report.sync_timeliness, TIMELINESS["unknown"])
     c[3].metric("Last successful sync", f"{icon} {label}", ui.fmt_time(report.last_success_at),
-                delta_color="off")
-    d = st.columns(4)
+                delta_color="off", delta_arrow="off")
+    d = st.columns(4, border=True)
     d[0].metric("Models in LiteLLM",
                 "—" if report.litellm_models is None else report.litellm_models)
     d[1].metric("Models in the database", report.counts.get("total", 0))
@@ -54,7 +54,7 @@ def tiles() -> None:
     d[3].metric("Pending changes",
                 "—" if report.pending_changes is None else report.pending_changes,
                 ", ".join(f"{k}: {v}" for k, v in report.pending_summary.items() if v) or None,
-                delta_color="off")
+                delta_color="off", delta_arrow="off")
     st.caption(f"Checked at {ui.fmt_time(report.checked_at)}")
     if report.issues:
         st.markdown("**Issues**\n" + "\n".join(f"- {issue}" for issue in report.issues))

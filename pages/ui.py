@@ -9,7 +9,7 @@ lock. The role decides what a page offers; ``SyncService.run`` refuses viewers b
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -109,6 +109,27 @@ def fmt_time(value: Any) -> str:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def as_utc(value: Any) -> datetime | None:
+    """Audit and model times as aware UTC datetimes (SQLite hands them back naive)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def fmt_age(value: Any) -> str:
+    """"3 min ago": what an admin wants from a last-sync tile."""
+    moment = as_utc(value)
+    if moment is None:
+        return "never"
+    seconds = max(0, int((datetime.now(UTC) - moment).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return "just now"
 
 
 def short(value: Any, limit: int = 60) -> str:
