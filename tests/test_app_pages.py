@@ -185,7 +185,8 @@ def test_a_stale_plan_is_refused_and_nothing_is_written(demo: str) -> None:
     assert audit.last_sync(engine)["error_message"].startswith("Stale plan")
 
 
-def test_a_viewer_cannot_sync(empty_production: str, stub_litellm: StubLiteLLM) -> None:
+def test_a_viewer_cannot_sync(empty_production: str,
+                              stub_litellm: StubLiteLLM) -> None:  # noqa: F811
     at = open_page()  # start-up syncs the empty catalogue; then LiteLLM gains two models
     assert "Read-only" in texts(at.warning)
     stub_litellm.entries = [entry("m1"), entry("m2")]
