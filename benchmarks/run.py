@@ -1,0 +1,269 @@
+"""The benchmark: this product against the COPY floor and the per-model baseline, in one run.
+
+    .venv/bin/python -m benchmarks.run [--sizes 1000,10000,25000] [--repeat 5] [--db pg,sqlite]
+
+Every measurement is a fresh interpreter (``benchmarks.variants``) so peak RSS is its own; the
+catalogue is served over HTTP on loopback by this process. Each PostgreSQL run gets a fresh
+database cloned from a migrated template; each SQLite run a copy of a migrated file. Medians of
+``--repeat`` runs, variants interleaved. Round trips are counted in one extra run per variant
+through a counting TCP proxy; "@1ms RTT" projects the time across a network with a 1 ms round
+trip as ``median + round trips × 1 ms`` (loopback round trips cost ~0.05 ms, ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+
+from benchmarks.catalogue import body, change_some, generate_entries
+from benchmarks.server import CatalogueServer, RoundTripProxy
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PG = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+# --- databases -----------------------------------------------------------------------------------
+
+class Databases:
+    def __init__(self, pg_server: str | None, workdir: Path):
+        self.pg_server = pg_server
+        self.workdir = workdir
+        self.template: str | None = None
+        self.sqlite_template = workdir / "template.sqlite3"
+        self._pg_created: list[str] = []
+
+    def setup(self) -> None:
+        from sync_core import migrate
+        from sync_core.db import create_db_engine
+
+        if self.pg_server:
+            self.template = self._create_pg(None, "lms_bench_template")
+            engine = create_db_engine(self._url(self.template))
+            migrate.upgrade(engine)
+            engine.dispose()
+        engine = create_db_engine(f"sqlite:///{self.sqlite_template}")
+        migrate.upgrade(engine)
+        engine.dispose()
+
+    def _url(self, name: str, port: int | None = None) -> str:
+        base = self.pg_server.rpartition("/")[0]  # type: ignore[union-attr]
+        if port is not None:
+            base = base.rsplit(":", 1)[0] + f":{port}"
+        return f"{base}/{name}"
+
+    def _create_pg(self, template: str | None, prefix: str = "lms_bench") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(self.pg_server, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"' + (f" TEMPLATE {template}" if template else ""))
+        self._pg_created.append(name)
+        return name
+
+    def fresh(self, kind: str, proxy_port: int | None = None) -> tuple[str, Any]:
+        """(url, drop) of a new, migrated, empty database."""
+        if kind == "pg":
+            name = self._create_pg(self.template)
+            return self._url(name, proxy_port), lambda: self.drop_pg(name)
+        path = self.workdir / f"{uuid.uuid4().hex[:10]}.sqlite3"
+        shutil.copy(self.sqlite_template, path)
+        return f"sqlite:///{path}", lambda: [p.unlink(missing_ok=True)
+                                             for p in path.parent.glob(path.name + "*")]
+
+    def drop_pg(self, name: str) -> None:
+        with psycopg.connect(self.pg_server, autocommit=True) as conn:  # type: ignore[arg-type]
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._pg_created.remove(name)
+
+    def close(self) -> None:
+        for name in list(self._pg_created):
+            self.drop_pg(name)
+
+
+def run_variant(args: dict[str, Any]) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.variants", orjson.dumps(args).decode()],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args['variant']} failed:\n{proc.stdout}\n{proc.stderr}")
+    return orjson.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --- the measurements ----------------------------------------------------------------------------
+
+class Bench:
+    def __init__(self, opts: argparse.Namespace, server: CatalogueServer, dbs: Databases,
+                 proxy: RoundTripProxy | None):
+        self.opts, self.server, self.dbs, self.proxy = opts, server, dbs, proxy
+        self.results: list[dict[str, Any]] = []
+
+    def measure(self, n: int, scenario: str, variant: str, kind: str, catalogue: str,
+                setup_catalogue: str | None = None, raw_bytes: int = 0) -> None:
+        """Median of --repeat runs, plus one round-trip-counting run on PostgreSQL."""
+        runs = []
+        for _ in range(self.opts.repeat):
+            runs.append(self._once(variant, kind, catalogue, setup_catalogue))
+        trips = None
+        if self.proxy is not None and kind == "pg":
+            self.proxy.reset()
+            self._once(variant, kind, catalogue, setup_catalogue, counted=True)
+            trips = self.proxy.reset()
+        seconds = statistics.median(r["seconds"] for r in runs)
+        row = {
+            "n": n, "scenario": scenario, "variant": variant, "db": kind,
+            "seconds": seconds, "runs": [round(r["seconds"], 3) for r in runs],
+            "statements": runs[-1].get("statements"), "round_trips": trips,
+            "peak_rss_mb": max(r["peak_rss_kb"] for r in runs) / 1024,
+            "raw_json_mb": raw_bytes / 1e6,
+            "detail": {k: v for k, v in runs[-1].items()
+                       if k not in ("seconds", "statements", "peak_rss_kb")},
+        }
+        self.results.append(row)
+        print(f"  {n:>6} {scenario:<14} {variant:<9} {kind:<6} {seconds:8.3f} s  {row['runs']}",
+              file=sys.stderr, flush=True)
+
+    def _once(self, variant: str, kind: str, catalogue: str, setup_catalogue: str | None,
+              counted: bool = False) -> dict[str, Any]:
+        db_url, drop = self.dbs.fresh(kind)
+        try:
+            if setup_catalogue is not None:  # the first sync, not measured
+                run_variant({"variant": "product", "db_url": db_url,
+                             "base_url": self.server.base_url(setup_catalogue)})
+            if counted and self.proxy is not None:
+                db_url = db_url.rsplit(":", 1)[0] + f":{self.proxy.port}/" + db_url.rsplit("/", 1)[1]
+            return run_variant({"variant": variant, "db_url": db_url,
+                                "base_url": self.server.base_url(catalogue)})
+        finally:
+            drop()
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    def key(r: dict[str, Any]) -> tuple[Any, ...]:
+        return (r["n"], r["scenario"], r["db"])
+
+    floors = {key(r): r["seconds"] for r in results if r["variant"] == "floor"}
+    per_model = {key(r): r for r in results if r["variant"] == "per_model"}
+    headers = ("N", "scenario", "variant", "db", "median s", "× floor", "per-model ÷",
+               "stmts", "round trips", "@1ms RTT s", "per-model@1ms ÷", "peak RSS MB",
+               "RSS ÷ JSON")
+    lines = []
+    for r in results:
+        f = floors.get(key(r))
+        pm = per_model.get(key(r))
+        projected = r["seconds"] + r["round_trips"] / 1000 if r["round_trips"] is not None else None
+        pm_projected = (pm["seconds"] + pm["round_trips"] / 1000
+                        if pm and pm["round_trips"] is not None else None)
+        lines.append((
+            f"{r['n']:,}", r["scenario"], r["variant"], r["db"], f"{r['seconds']:.3f}",
+            f"{r['seconds'] / f:.2f}" if f else "",
+            f"{pm['seconds'] / r['seconds']:.1f}×" if pm else "",
+            "" if r["statements"] is None else str(r["statements"]),
+            "" if r["round_trips"] is None else str(r["round_trips"]),
+            f"{projected:.2f}" if projected is not None else "",
+            f"{pm_projected / projected:.1f}×" if projected and pm_projected else "",
+            f"{r['peak_rss_mb']:.0f}",
+            f"{r['peak_rss_mb'] * 1.048576 / r['raw_json_mb']:.2f}" if r["raw_json_mb"] else "",
+        ))
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *lines, strict=True)]
+    out = ["| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |",
+           "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)) + " |"
+            for line in lines]
+    return "\n".join(out)
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
+                .splitlines() if line.startswith("model name")), platform.processor())
+    mem = next((int(line.split()[1]) // 1024 // 1024 for line in Path("/proc/meminfo").read_text()
+                .splitlines() if line.startswith("MemTotal")), 0)
+    return f"{os.cpu_count()} CPUs ({cpu}), {mem} GiB RAM, Python {platform.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,10000,25000")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--db", default="pg,sqlite", help="pg, sqlite or both")
+    parser.add_argument("--pg", default=DEFAULT_PG, help="server URL (may CREATE DATABASE)")
+    parser.add_argument("--resync-size", type=int, default=10000,
+                        help="N for the re-sync scenarios (0 = skip)")
+    parser.add_argument("--plan-size", type=int, default=10000, help="N for plan() (0 = skip)")
+    parser.add_argument("--no-per-model", action="store_true")
+    parser.add_argument("--no-round-trips", action="store_true")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    opts = parser.parse_args(argv)
+    sizes = [int(s) for s in opts.sizes.split(",") if s]
+    kinds = [k.strip() for k in opts.db.split(",") if k.strip()]
+    workdir = Path(tempfile.mkdtemp(prefix="litemaas-bench-"))
+    dbs = Databases(opts.pg if "pg" in kinds else None, workdir)
+    proxy = None
+    started = time.time()
+    try:
+        dbs.setup()
+        if "pg" in kinds and not opts.no_round_trips:
+            target = psycopg.conninfo.conninfo_to_dict(opts.pg)
+            proxy = RoundTripProxy(target.get("host", "127.0.0.1"), int(target.get("port", 5432)))
+        with CatalogueServer() as server:
+            bench = Bench(opts, server, dbs, proxy)
+            for n in sorted(set(sizes) | ({opts.resync_size} if opts.resync_size else set())):
+                entries = generate_entries(n, opts.seed)
+                first = body(entries)
+                server.bodies.clear()
+                server.bodies["v0"] = first
+                if n == opts.resync_size:
+                    change_some(entries, 0.01)
+                    server.bodies["v1pct"] = body(entries)
+                del entries
+                for kind in kinds:
+                    if n in sizes:
+                        for variant in ("floor", "product") + (() if opts.no_per_model else ("per_model",)):
+                            bench.measure(n, "first sync", variant, kind, "v0", raw_bytes=len(first))
+                    if n == opts.resync_size:
+                        bench.measure(n, "re-sync 0%", "product", kind, "v0", "v0", len(first))
+                        bench.measure(n, "re-sync 1%", "product", kind, "v1pct", "v0", len(first))
+            if opts.plan_size:
+                runs = [run_variant({"variant": "plan", "n": opts.plan_size, "seed": opts.seed})
+                        for _ in range(opts.repeat)]
+                bench.results.append({
+                    "n": opts.plan_size, "scenario": "plan() alone", "variant": "plan", "db": "-",
+                    "seconds": statistics.median(r["seconds"] for r in runs),
+                    "runs": [round(r["seconds"], 3) for r in runs], "statements": 0,
+                    "round_trips": None, "peak_rss_mb": max(r["peak_rss_kb"] for r in runs) / 1024,
+                    "raw_json_mb": 0,
+                    "detail": {"plan_vs_empty": statistics.median(r["plan_vs_empty"] for r in runs),
+                               "map_catalogue": statistics.median(r["map_catalogue"] for r in runs)},
+                })
+    finally:
+        if proxy is not None:
+            proxy.close()
+        dbs.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"# {time.strftime('%Y-%m-%d %H:%M')} — {machine()}; {opts.repeat} runs per row; "
+          f"took {time.time() - started:.0f} s")
+    print(table(bench.results))
+    for r in bench.results:
+        if r["scenario"] == "plan() alone":
+            print(f"\nplan() for {r['n']:,} models: {r['seconds']:.3f} s against an identical "
+                  f"database, {r['detail']['plan_vs_empty']:.3f} s against an empty one "
+                  f"(map_catalogue: {r['detail']['map_catalogue']:.3f} s)")
+    if opts.json:
+        opts.json.write_text(orjson.dumps(bench.results, option=orjson.OPT_INDENT_2).decode())
+
+
+if __name__ == "__main__":
+    main()
