@@ -38,14 +38,15 @@ rows = cq.audit_rows(engine, action=action,
                      actor=actor.strip() or None, since=since, until=until)
 frame = pd.DataFrame(rows, columns=["at", "action", "success", "actor", "trigger",
                                     "error_message", "id", "metadata"])
-st.subheader(f"{len(frame)} entries")
+st.subheader(f"{len(frame)} {'entry' if len(frame) == 1 else 'entries'}")
 if frame.empty:
     st.info("No audit entry matches these filters. Every sync (start-up, schedule, manual, "
             "CLI, API) writes one.")
 else:
     shown = frame.drop(columns=["metadata"])
     event = st.dataframe(
-        shown, hide_index=True, width="stretch", height=320, on_select="rerun",
+        shown, hide_index=True, width="stretch", height=min(38 + 35 * len(shown), 360),
+        on_select="rerun",
         selection_mode="single-row", key="audit_table",
         column_config={"at": st.column_config.DatetimeColumn("When", format="YYYY-MM-DD HH:mm:ss"),
                        "success": st.column_config.CheckboxColumn("Success"),
@@ -65,21 +66,24 @@ with left:
     if runs.empty:
         ui.empty_chart("No sync in this period yet, so there is nothing to chart.")
     else:
-        per_day = (runs.assign(day=pd.to_datetime(runs["at"], utc=True).dt.date,
+        per_day = (runs.assign(day=pd.to_datetime(runs["at"], utc=True).dt.strftime("%Y-%m-%d"),
                                outcome=runs["success"].map({True: "success", False: "failure"}))
                    .groupby(["day", "outcome"]).size().reset_index(name="syncs"))
         fig = px.bar(per_day, x="day", y="syncs", color="outcome", title="Syncs per day by outcome",
                      color_discrete_map={"success": "#2e7d32", "failure": "#c62828"},
                      labels={"day": "Day (UTC)", "syncs": "Syncs (count)"})
+        fig.update_xaxes(type="category")
         st.plotly_chart(fig, width="stretch")
 with right:
     if runs.empty:
         ui.empty_chart("No sync in this period yet, so there are no changes to chart.")
     else:
-        changes = runs.assign(run=pd.to_datetime(runs["at"], utc=True)).melt(
+        changes = runs.assign(
+            run=pd.to_datetime(runs["at"], utc=True).dt.strftime("%m-%d %H:%M:%S")).melt(
             id_vars=["run"], value_vars=["new", "updated", "unavailable", "restored", "errors"],
             var_name="type", value_name="models")
         fig = px.bar(changes, x="run", y="models", color="type", title="Changes per sync by type",
                      labels={"run": "Sync time (UTC)", "models": "Models (count)",
                              "type": "Change"})
+        fig.update_xaxes(type="category")
         st.plotly_chart(fig, width="stretch")

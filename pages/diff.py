@@ -73,8 +73,11 @@ else:
 
 st.subheader("One model, side by side")
 model_ids = table["model"].tolist() if not table.empty else []
+changed_first = next((i for i, action in enumerate(table["action"])
+                      if action == ui.ACTION_LABELS[UPDATE]), 0)
 a, b = st.columns([3, 2])
-model_id = a.selectbox("Model", model_ids, key="diff_model", index=0 if model_ids else None,
+model_id = a.selectbox("Model", model_ids, key="diff_model",
+                       index=changed_first if model_ids else None,
                        placeholder="No model to compare")
 mode = b.radio("Fields", ["Changed only", "All fields"], horizontal=True, key="diff_mode")
 if model_id:

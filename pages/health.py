@@ -75,14 +75,16 @@ if runs.empty:
 else:
     runs = runs.assign(at=pd.to_datetime(runs["at"], utc=True),
                        outcome=runs["success"].map({True: "success", False: "failure"}),
-                       duration_s=runs["duration_ms"].astype(float) / 1000).sort_values("at")
-    fig = px.scatter(runs, x="at", y="duration_s", color="outcome", title="Sync duration per run",
+                       duration_ms=runs["duration_ms"].astype(float)).sort_values("at")
+    fig = px.scatter(runs, x="at", y="duration_ms", color="outcome", title="Sync duration per run",
                      color_discrete_map={"success": "#2e7d32", "failure": "#c62828"},
-                     labels={"at": "Sync time (UTC)", "duration_s": "Duration (seconds)"},
+                     labels={"at": "Sync time (UTC)", "duration_ms": "Duration (ms)"},
                      hover_data=["trigger", "actor"])
-    for name, q, dash in (("median", 0.5, "dash"), ("p90", 0.9, "dot")):
-        value = float(runs["duration_s"].quantile(q))
-        fig.add_hline(y=value, line_dash=dash, annotation_text=f"{name} {value:.2f} s")
+    for name, q, dash, where in (("median", 0.5, "dash", "bottom left"),
+                                 ("p90", 0.9, "dot", "top right")):
+        value = float(runs["duration_ms"].quantile(q))
+        fig.add_hline(y=value, line_dash=dash, annotation_text=f"{name} {value:.0f} ms",
+                      annotation_position=where)
     st.plotly_chart(fig, width="stretch")
 
     left, right = st.columns(2)
@@ -101,7 +103,7 @@ else:
                               xaxis_title="Sync time (UTC)", yaxis_title="Models (count)")
             st.plotly_chart(fig, width="stretch")
     with right:
-        daily = (runs.assign(day=runs["at"].dt.date, failed=~runs["success"].astype(bool))
+        daily = (runs.assign(day=runs["at"].dt.strftime("%Y-%m-%d"), failed=~runs["success"].astype(bool))
                  .groupby("day").agg(runs=("failed", "size"), failures=("failed", "sum"))
                  .reset_index())
         daily["failure_rate"] = 100 * daily["failures"] / daily["runs"]
@@ -109,4 +111,5 @@ else:
                      hover_data=["runs", "failures"],
                      labels={"day": "Day (UTC)", "failure_rate": "Failed syncs (%)"})
         fig.update_yaxes(range=[0, 100])
+        fig.update_xaxes(type="category")
         st.plotly_chart(fig, width="stretch")

@@ -68,12 +68,13 @@ if not plan.has_changes:
 to_mark = plan.by_action(MARK_UNAVAILABLE)
 confirmed = True
 if to_mark:
-    st.markdown(f"**{len(to_mark)} models will be marked unavailable** (users can no longer "
+    noun = "model" if len(to_mark) == 1 else "models"
+    st.markdown(f"**{len(to_mark)} {noun} will be marked unavailable** (users can no longer "
                 "pick them):")
     st.dataframe(pd.DataFrame({"model": [a.model_id for a in to_mark],
                                "reason": [a.reason for a in to_mark]}),
                  hide_index=True, width="stretch", height=min(38 + 35 * len(to_mark), 300))
-    confirmed = st.checkbox(f"I confirm: mark these {len(to_mark)} models unavailable",
+    confirmed = st.checkbox(f"I confirm: mark {len(to_mark)} {noun} unavailable",
                             key="sync_confirm")
 
 reason = st.text_input("Reason (optional, stored in the audit log)", key="sync_reason",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
@@ -162,7 +163,7 @@ def side_by_side(plan: SyncPlan, model_id: str, *, changed_only: bool) -> pd.Dat
     for name in fields:
         old = getattr(current, name) if current is not None else None
         new = getattr(desired, name) if desired is not None else None
-        changed = name in action.changes
+        changed = name in action.changes or current is None  # a new model: every field is
         if changed_only and not changed:
             continue
         rows.append({"field": name, "database": _cell(old, current is None),
@@ -177,6 +178,8 @@ def _cell(value: Any, absent: bool) -> str:
         return ", ".join(value) or "—"
     if isinstance(value, Mapping):
         return short(dict(value), 120)
+    if isinstance(value, Decimal):  # a per-token price: exact, and per 1M tokens beside it
+        return f"{format(value.normalize(), 'f')} (${float(value) * 1_000_000:.4g} / 1M tokens)"
     return "—" if value is None else str(value)
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from .access import ADMIN, VIEWER, Actor
-from .catalogue_queries import catalogue_kpis, change_recorder
+from .catalogue_queries import catalogue_kpis, change_recorder, record_changes
 from .config import Settings
 from .errors import SyncError, SyncInProgressError
 from .health import check_health
@@ -100,6 +100,8 @@ def get_app_runtime(settings: Settings | None = None, *, startup: bool = True) -
         runtime = build_app_runtime(settings)
         try:
             report = run_startup(runtime) if startup else None
+            if report is not None and report.demo_seeded and report.sync is not None:
+                record_changes(runtime.engine, report.sync)  # the seeder has no listener
         except Exception:
             runtime.close()
             raise

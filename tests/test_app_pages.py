@@ -217,7 +217,7 @@ def test_every_page_renders_on_an_empty_database(empty_production: str, page: st
         "Catalogue": "The catalogue is empty",
         "Diff": "LiteLLM and the database agree",
         "Sync": "a sync now would change nothing",
-        "Audit log": "1 entries",  # the start-up sync, which found nothing to do
+        "Audit log": "1 entry",  # the start-up sync, which found nothing to do
         "Health": "Models in the database",
     }[title]
     assert expected in shown or expected in str(metrics(at))

@@ -87,7 +87,7 @@ def test_catalogue_diff_sync_audit_end_to_end(browser_page: tuple[str, Page]) ->
     page.get_by_role("button", name="Review and sync this plan").click()
     expect(page.get_by_role("heading", name="Sync", exact=True)).to_be_visible(timeout=30_000)
     expect(page.get_by_text("Applying the plan reviewed on the Diff page")).to_be_visible()
-    confirm = page.get_by_text(re.compile(r"^I confirm: mark these"))
+    confirm = page.get_by_text(re.compile(r"^I confirm: mark "))
     if confirm.count():
         confirm.click()
     sync_now = page.get_by_role("button", name="Sync now")
@@ -112,10 +112,15 @@ def take_screenshots(folder: Path) -> list[Path]:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         for path, heading, name in PAGES:
             open_page(page, base, path, heading)
-            page.wait_for_timeout(1500)  # let plotly finish its transition
+            # Streamlit scrolls inside its own container: grow the window to the content.
+            height = page.evaluate("document.querySelector("
+                                   "'[data-testid=\"stMainBlockContainer\"]').scrollHeight")
+            page.set_viewport_size({"width": 1400, "height": min(int(height) + 120, 6000)})
+            page.wait_for_timeout(2000)  # let the grid and plotly redraw
             target = folder / f"{name}.png"
-            page.screenshot(path=str(target), full_page=True)
+            page.screenshot(path=str(target))
             written.append(target)
+            page.set_viewport_size({"width": 1400, "height": 1000})
     return written
 
 
