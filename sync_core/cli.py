@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +19,7 @@ from .access import Actor
 from .config import SETTINGS, Settings
 from .errors import ConfigError, SyncError
 from .health import check_health
+from .logs import configure_logging
 from .plan import UNCHANGED, SyncPlan, plan_to_dict
 from .runtime import Runtime, build_runtime
 
@@ -182,6 +182,18 @@ def cmd_worker(runtime: Runtime, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_doctor(runtime: Runtime, args: argparse.Namespace) -> int:
+    from .doctor import exit_code, run_doctor
+
+    checks = run_doctor(runtime, base_url=args.url)
+    if args.json:
+        _print_json({"ok": exit_code(checks) == 0, "checks": [c.as_dict() for c in checks]})
+    else:
+        print(_table(("check", "status", "detail"), [(c.name, c.status.upper(), c.detail)
+                                                     for c in checks]))
+    return exit_code(checks)
+
+
 def build_parser() -> argparse.ArgumentParser:
     settings_help = "\n".join(f"  {s.env:<30} {s.help}" for s in SETTINGS)
     parser = argparse.ArgumentParser(
@@ -234,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--interval", type=int, help="seconds (default: LITELLM_SYNC_INTERVAL)")
     worker.add_argument("--once", action="store_true", help="one tick, then exit")
 
+    doctor = sub.add_parser("doctor", help="pre-deployment checklist (exit 1 when a check fails)")
+    doctor.add_argument("--url", help="base URL of a running dashboard to check its probes")
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+
     health = sub.add_parser("health", help="LiteLLM, database, counts, last sync, integrity")
     health.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -245,6 +261,7 @@ COMMANDS = {
     "sync": cmd_sync,
     "health": cmd_health,
     "worker": cmd_worker,
+    "doctor": cmd_doctor,
 }
 
 
@@ -255,19 +272,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"Configuration error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    logging.basicConfig(
-        level=settings.log_level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+    configure_logging(settings.log_level, settings.log_format, settings.secret_values())
     if settings.mock_mode:
         print(
             "Mock mode: no LITELLM_API_URL set; using the bundled demo catalogue.", file=sys.stderr
         )
     runtime = build_runtime(settings)
     try:
-        if args.command != "migrate" and not migrate.is_up_to_date(runtime.engine):
+        if args.command not in ("migrate", "doctor") and not migrate.is_up_to_date(runtime.engine):
             print(
                 "The database schema is not up to date; run `litemaas-sync migrate` first.",
                 file=sys.stderr,

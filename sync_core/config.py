@@ -253,6 +253,14 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "none",
     ),
     SettingSpec(
+        "LOG_FORMAT",
+        "log_format",
+        _choice(("text", "json")),
+        "text",
+        "`text` or `json` (one JSON object per line).",
+        "`text`",
+    ),
+    SettingSpec(
         "LOG_LEVEL",
         "log_level",
         _log_level,
@@ -279,6 +287,7 @@ class Settings:
     node_env: str | None = None
     sync_api_token: Secret | None = None
     log_level: str = "INFO"
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -298,6 +307,14 @@ class Settings:
                 "(mock mode is for development only); set it to http(s)://host:port"
             )
         return settings
+
+    def secret_values(self) -> list[str]:
+        """The configured secrets, for the log redaction filter."""
+        from sqlalchemy.engine import make_url
+
+        values = [s.reveal() for s in (self.litellm_api_key, self.sync_api_token) if s]
+        password = make_url(self.database_url).password
+        return values + ([str(password)] if password else [])
 
     @property
     def is_production(self) -> bool:

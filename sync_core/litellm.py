@@ -103,7 +103,7 @@ class LiteLLMClient:
         backoff_initial: float = 1.0,
         breaker: CircuitBreaker | None = None,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         catalogue_ttl: float = 300.0,
         probe_ttl: float = 30.0,
         observer: RequestObserver | None = None,
@@ -116,7 +116,7 @@ class LiteLLMClient:
         self.backoff_initial = backoff_initial
         self.breaker = breaker or CircuitBreaker(clock=clock)
         self._clock = clock
-        self._sleep = sleep
+        self._sleep = sleep if sleep is not None else time.sleep  # looked up now: patchable
         self._observer = observer
         self._lock = threading.Lock()
         self._catalogue_cache: TTLCache[str, list[Any]] = TTLCache(1, catalogue_ttl, timer=clock)

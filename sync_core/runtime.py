@@ -9,16 +9,18 @@ from sqlalchemy.engine import Engine
 from .config import Settings
 from .db import create_db_engine
 from .litellm import LiteLLMClient
+from .metrics import SyncMetrics
 from .mock_litellm import MockLiteLLMClient
 from .sync import CatalogueSource, SyncService
 
 
-def make_source(settings: Settings) -> CatalogueSource:
+def make_source(settings: Settings, metrics: SyncMetrics | None = None) -> CatalogueSource:
     """The live client when a URL is set; the bundled catalogue only in development mock mode."""
     if settings.mock_mode:
         return MockLiteLLMClient()
     assert settings.litellm_url is not None  # Settings.from_env refuses production without it
-    return LiteLLMClient(settings.litellm_url, settings.litellm_api_key)
+    observer = metrics.observe_request if metrics is not None else None
+    return LiteLLMClient(settings.litellm_url, settings.litellm_api_key, observer=observer)
 
 
 @dataclass
@@ -27,6 +29,7 @@ class Runtime:
     engine: Engine
     source: CatalogueSource
     service: SyncService
+    metrics: SyncMetrics
 
     def close(self) -> None:
         self.engine.dispose()
@@ -40,6 +43,9 @@ def build_runtime(
 ) -> Runtime:
     settings = settings or Settings.from_env()
     engine = engine or create_db_engine(settings)
-    source = source or make_source(settings)
-    service = SyncService(engine, source, conflict_resolution=settings.conflict_resolution)
-    return Runtime(settings, engine, source, service)
+    metrics = SyncMetrics()
+    source = source or make_source(settings, metrics)
+    service = SyncService(engine, source, conflict_resolution=settings.conflict_resolution,
+                          on_finished=metrics.observe_sync)
+    metrics.bind(lambda: service.engine, lambda: getattr(service.source, "breaker", None))
+    return Runtime(settings, engine, source, service, metrics)

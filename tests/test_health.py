@@ -46,8 +46,11 @@ def test_after_a_sync_counts_and_last_sync_are_reported(engine):
     assert report.sync_timeliness == "on_time"
     assert report.last_success_age_s is not None and report.last_success_age_s < 60
     assert report.to_stats() == {
-        "totalModels": 8, "availableModels": 8, "unavailableModels": 0,
-        "lastSyncAt": report.last_success_at.isoformat()}
+        "totalModels": 8,
+        "availableModels": 8,
+        "unavailableModels": 0,
+        "lastSyncAt": report.last_success_at.isoformat(),
+    }
     late = check_health(service, sync_interval_s=60, now=datetime.now(UTC) + timedelta(hours=1))
     assert late.sync_timeliness == "late" and late.status == "warning"
 
@@ -86,7 +89,9 @@ def test_unreachable_database_is_an_error_not_an_exception():
 def test_integrity_checks_name_the_offending_models(engine):
     entries = real_entries() + [
         entry("noprovider", "noslash", litellm_provider=None),
-        entry("x", deployment_id="d1"), entry("x", deployment_id="d2"), entry("openai/*"),
+        entry("x", deployment_id="d1"),
+        entry("x", deployment_id="d2"),
+        entry("openai/*"),
     ]
     service = SyncService(engine, ProbedSource(entries))
     service.run(trigger="manual", actor=SYSTEM)
@@ -112,9 +117,13 @@ def test_invalid_availability_and_negative_price_are_errors(pg_url):
     service = SyncService(engine, ProbedSource())
     service.run(trigger="manual", actor=SYSTEM)
     with engine.begin() as conn:  # a LiteMaaS database without our CHECK constraint
-        conn.execute(sa.text("ALTER TABLE models DROP CONSTRAINT IF EXISTS models_availability_check"))
+        conn.execute(
+            sa.text("ALTER TABLE models DROP CONSTRAINT IF EXISTS models_availability_check")
+        )
         conn.execute(sa.text("UPDATE models SET availability = 'deprecated' WHERE id = 'gpt-4o'"))
-        conn.execute(sa.text("UPDATE models SET input_cost_per_token = -1 WHERE id = 'gemini-flash'"))
+        conn.execute(
+            sa.text("UPDATE models SET input_cost_per_token = -1 WHERE id = 'gemini-flash'")
+        )
     report = check_health(service)
     checks = {i.check: i.model_ids for i in report.integrity}
     assert checks["invalid_availability"] == ("gpt-4o",)

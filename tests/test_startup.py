@@ -54,8 +54,13 @@ def test_startup_goes_on_while_another_replica_syncs(sqlite_url):
 
 
 def test_broken_database_stops_startup():
-    settings = Settings.from_env({"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none",
-                                  "LITELLM_API_URL": "http://x:4000", "DB_CONNECTION_TIMEOUT": "1000"})
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none",
+            "LITELLM_API_URL": "http://x:4000",
+            "DB_CONNECTION_TIMEOUT": "1000",
+        }
+    )
     runtime = build_runtime(settings, source=StaticSource())
     with pytest.raises(sa.exc.OperationalError):
         run_startup(runtime)
