@@ -6,6 +6,7 @@ LiteMaaS database.
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from alembic import command
@@ -15,7 +16,17 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 VERSION_TABLE = "litemaas_sync_alembic_version"
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def _migrations_dir() -> Path:
+    """The repository's ``migrations/`` in a checkout; the packaged copy in an installation."""
+    checkout = Path(__file__).resolve().parent.parent / "migrations"
+    if (checkout / "env.py").exists():
+        return checkout
+    return Path(str(resources.files("sync_core._migrations")))
+
+
+MIGRATIONS_DIR = _migrations_dir()
 
 
 def _config() -> Config:
