@@ -48,7 +48,10 @@ def current_holder(engine: Engine) -> tuple[str, str] | None:
                     "SELECT a.application_name, a.query_start FROM pg_locks l "
                     "JOIN pg_stat_activity a ON a.pid = l.pid "
                     "WHERE l.locktype = 'advisory' AND l.granted "
-                    "AND l.classid = :c AND l.objid = :o LIMIT 1"
+                    "AND l.classid = :c AND l.objid = :o "
+                    # advisory locks are per database; pg_locks shows the whole cluster
+                    "AND l.database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database()) LIMIT 1"
                 ),
                 {"c": LOCK_KEY[0], "o": LOCK_KEY[1]},
             ).first()
