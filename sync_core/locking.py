@@ -89,28 +89,60 @@ def _lock_file(engine: Engine) -> str | None:
     return None if path is None else f"{path}.sync-lock"
 
 
+class LockLost(Exception):
+    """The sync lock's PostgreSQL session ended while the sync ran (terminated, network)."""
+
+
+class HeldLock:
+    """What :func:`sync_lock` yields: :meth:`verify` before committing proves it is still held.
+
+    A PostgreSQL session lock dies with its connection (``pg_terminate_backend``, a network cut,
+    an idle timeout); the sync itself runs on another connection and would not notice, so it
+    must not commit once that happened: another sync may already hold the lock.
+    """
+
+    def __init__(self, conn: sa.Connection | None = None):
+        self._conn = conn
+
+    def verify(self) -> None:
+        if self._conn is None:  # SQLite: the file lock lives as long as this process
+            return
+        try:
+            held = self._conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND classid = :c AND objid = :o AND pid = pg_backend_pid()"
+                ),
+                {"c": LOCK_KEY[0], "o": LOCK_KEY[1]},
+            ).scalar()
+        except sa.exc.SQLAlchemyError as exc:
+            raise LockLost(type(getattr(exc, "orig", None) or exc).__name__) from None
+        if not held:
+            raise LockLost("the advisory lock is no longer held")
+
+
 @contextlib.contextmanager
-def sync_lock(engine: Engine, holder: str) -> Iterator[None]:
+def sync_lock(engine: Engine, holder: str) -> Iterator[HeldLock]:
     """Hold the sync lock for the block, or raise :class:`SyncInProgressError` at once."""
     if is_postgres(engine):
-        with _postgres_lock(engine, holder):
-            yield
+        with _postgres_lock(engine, holder) as held:
+            yield held
         return
     path = _lock_file(engine)
     if path is None:
         if not _memory_lock.acquire(blocking=False):
             raise _busy("this process", None)
         try:
-            yield
+            yield HeldLock()
         finally:
             _memory_lock.release()
         return
     with _file_lock(path, holder):
-        yield
+        yield HeldLock()
 
 
 @contextlib.contextmanager
-def _postgres_lock(engine: Engine, holder: str) -> Iterator[None]:
+def _postgres_lock(engine: Engine, holder: str) -> Iterator[HeldLock]:
     label = (_APP_PREFIX + holder)[:63]
     with engine.connect() as conn:
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -123,7 +155,7 @@ def _postgres_lock(engine: Engine, holder: str) -> Iterator[None]:
             info = current_holder(engine)
             raise _busy(*(info or (None, None)))
         try:
-            yield
+            yield HeldLock(conn)
         finally:
             with contextlib.suppress(Exception):
                 conn.execute(

@@ -20,7 +20,7 @@ from . import audit
 from .access import Actor, require_admin
 from .db import is_postgres
 from .errors import DatabaseError, GuardError, StalePlanError, SyncError
-from .locking import sync_lock
+from .locking import HeldLock, LockLost, sync_lock
 from .mapping import MappedCatalogue, map_catalogue
 from .plan import (
     INSERT,
@@ -203,17 +203,37 @@ class SyncService:
         options = options or self.options()
         started = self._clock()
         result = SyncResult(False, trigger, actor.name, datetime.now(UTC), options)
-        with sync_lock(self.engine, f"{trigger}:{actor.name}"):
+        try:
+            lock = sync_lock(self.engine, f"{trigger}:{actor.name}")
+            held = lock.__enter__()
+        except sa.exc.SQLAlchemyError as exc:  # the database is unreachable: nothing started
+            raise _database_error(exc) from None
+        try:
             log.info("sync started", extra={"trigger": trigger, "actor": actor.name})
             try:
-                self._run_locked(result, options, expected_fingerprint)
+                self._run_locked(result, options, expected_fingerprint, held)
                 result.success = True
             except SyncError as exc:
                 _fail(result, exc)
             except sa.exc.SQLAlchemyError as exc:
                 _fail(result, _database_error(exc))
+            except LockLost as exc:
+                _fail(
+                    result,
+                    DatabaseError(
+                        f"The sync lost its lock ({exc}); nothing was written, sync again"
+                    ),
+                )
+            except Exception as exc:  # a bug must not skip the audit row or hide the failure
+                log.exception("sync failed unexpectedly")
+                _fail(
+                    result,
+                    SyncError(f"Unexpected error, nothing was written ({type(exc).__name__})"),
+                )
             result.duration_ms = (self._clock() - started) * 1000
             self._audit(result, reason, ip_address, user_agent)
+        finally:
+            lock.__exit__(None, None, None)
         self._log_outcome(result)
         if self._on_finished is not None:
             try:
@@ -223,7 +243,11 @@ class SyncService:
         return result
 
     def _run_locked(
-        self, result: SyncResult, options: SyncOptions, expected_fingerprint: str | None
+        self,
+        result: SyncResult,
+        options: SyncOptions,
+        expected_fingerprint: str | None,
+        held: HeldLock | None = None,
     ) -> None:
         entries = self.source.fetch_entries()
         result.total_models = len(entries)
@@ -243,6 +267,8 @@ class SyncService:
             if plan.warnings and not options.allow_empty_catalogue:
                 raise GuardError(plan.warnings[0] + "; refused (an admin can override explicitly)")
             apply_plan(conn, plan)
+            if held is not None:
+                held.verify()  # never commit once the lock is gone: another sync may hold it
 
     def _audit(
         self, result: SyncResult, reason: str | None, ip: str | None, user_agent: str | None
