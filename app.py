@@ -37,16 +37,21 @@ def _server_parts() -> tuple[list, object]:  # type: ignore[type-arg]
     from sync_core import api
 
     def respond(answer: api.ApiResponse) -> Response:
-        return Response(api.dumps(answer.body), status_code=answer.status,
-                        media_type="application/json")
+        return Response(
+            api.dumps(answer.body), status_code=answer.status, media_type="application/json"
+        )
 
     async def sync_route(request: Request) -> Response:
         body = await request.body()
         runtime = (await run_in_threadpool(api.get_app_runtime)).runtime
         answer = await run_in_threadpool(
-            api.handle_sync, runtime, authorization=request.headers.get("authorization"),
-            body=body, ip_address=request.client.host if request.client else None,
-            user_agent=request.headers.get("user-agent"))
+            api.handle_sync,
+            runtime,
+            authorization=request.headers.get("authorization"),
+            body=body,
+            ip_address=request.client.host if request.client else None,
+            user_agent=request.headers.get("user-agent"),
+        )
         return respond(answer)
 
     async def health_route(_request: Request) -> Response:
@@ -57,11 +62,20 @@ def _server_parts() -> tuple[list, object]:  # type: ignore[type-arg]
         runtime = (await run_in_threadpool(api.get_app_runtime)).runtime
         return respond(await run_in_threadpool(api.handle_stats, runtime))
 
+    async def metrics_route(_request: Request) -> Response:
+        runtime = (await run_in_threadpool(api.get_app_runtime)).runtime
+        status, body, media_type = await run_in_threadpool(api.handle_metrics, runtime)
+        return Response(body, status_code=status, media_type=media_type)
+
     @asynccontextmanager
     async def lifespan(_app: st.App):  # type: ignore[no-untyped-def]
         entry = await run_in_threadpool(api.get_app_runtime)
-        log.info("start-up done: schema %s, sync %s", entry.startup and entry.startup.revision,
-                 "ok" if entry.startup and not entry.startup.sync_error else "not ok")
+        api.start_scheduler(entry)
+        log.info(
+            "start-up done: schema %s, sync %s",
+            entry.startup and entry.startup.revision,
+            "ok" if entry.startup and not entry.startup.sync_error else "not ok",
+        )
         yield
         api.reset_runtimes()
 
@@ -69,6 +83,7 @@ def _server_parts() -> tuple[list, object]:  # type: ignore[type-arg]
         Route("/api/v1/models/sync", sync_route, methods=["POST"]),
         Route("/api/v1/models/health", health_route, methods=["GET"]),
         Route("/api/v1/models/sync/stats", stats_route, methods=["GET"]),
+        Route("/metrics", metrics_route, methods=["GET"]),
     ]
     return routes, lifespan
 
@@ -76,14 +91,14 @@ def _server_parts() -> tuple[list, object]:  # type: ignore[type-arg]
 def _run_pages() -> None:
     from pages import ui
 
-    st.set_page_config(page_title="LiteMaaS Model Sync", page_icon=":material/sync:",
-                       layout="wide")
+    st.set_page_config(page_title="LiteMaaS Model Sync", page_icon=":material/sync:", layout="wide")
     runtime = ui.app_runtime()
     ident = ui.identity(runtime)
     st.session_state["_identity"] = ident
     ui.banners(runtime, ident)
-    navigation = st.navigation([st.Page(path, title=title, icon=icon)
-                                for path, title, icon in PAGES])
+    navigation = st.navigation(
+        [st.Page(path, title=title, icon=icon) for path, title, icon in PAGES]
+    )
     with st.sidebar:
         st.caption(f"Role: **{ident.actor.role}** ({ident.actor.name})")
         st.caption(f"Database: `{runtime.settings.display_database_url()}`")

@@ -12,16 +12,26 @@ from sync_core import catalogue_queries as cq
 from sync_core.health import check_health
 
 REFRESH_SECONDS = 30
-TIMELINESS = {"on_time": ("On time", "🟢"), "late": ("Late", "🟠"), "error": ("Error", "🔴"),
-              "never": ("Never synced", "⚪"), "unknown": ("Unknown", "⚪")}
+TIMELINESS = {
+    "on_time": ("On time", "🟢"),
+    "late": ("Late", "🟠"),
+    "error": ("Error", "🔴"),
+    "never": ("Never synced", "⚪"),
+    "unknown": ("Unknown", "⚪"),
+}
 STATUS_ICON = {"healthy": "🟢", "warning": "🟠", "error": "🔴"}
 
 app, ident = ui.page_context()
 st.title("Health")
 interval = app.settings.sync_interval_seconds if app.settings.auto_sync else None
-st.caption(f"Refreshes every {REFRESH_SECONDS} s. "
-           + (f"Scheduled syncs every {interval} s." if interval else
-              "Scheduled syncs are off (LITELLM_AUTO_SYNC=false): timeliness is not judged."))
+st.caption(
+    f"Refreshes every {REFRESH_SECONDS} s. "
+    + (
+        f"Scheduled syncs every {interval} s."
+        if interval
+        else "Scheduled syncs are off (LITELLM_AUTO_SYNC=false): timeliness is not judged."
+    )
+)
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
@@ -34,27 +44,51 @@ def tiles() -> None:
     if probe is None:
         c[0].metric("LiteLLM", "unknown")
     else:
-        c[0].metric("LiteLLM", "reachable" if probe.reachable else "unreachable",
-                    f"{probe.latency_ms:.0f} ms" if probe.latency_ms is not None
-                    else probe.error_kind,
-                    delta_color="off", delta_arrow="off")
-        c[1].metric("Circuit breaker", probe.breaker_state, f"mode: {probe.mode}",
-                    delta_color="off", delta_arrow="off")
-    c[2].metric("Database", "ok" if report.database_ok else "error",
-                report.database_error or app.settings.display_database_url(), delta_color="off", delta_arrow="off")
+        c[0].metric(
+            "LiteLLM",
+            "reachable" if probe.reachable else "unreachable",
+            f"{probe.latency_ms:.0f} ms" if probe.latency_ms is not None else probe.error_kind,
+            delta_color="off",
+            delta_arrow="off",
+        )
+        c[1].metric(
+            "Circuit breaker",
+            probe.breaker_state,
+            f"mode: {probe.mode}",
+            delta_color="off",
+            delta_arrow="off",
+        )
+    c[2].metric(
+        "Database",
+        "ok" if report.database_ok else "error",
+        report.database_error or app.settings.display_database_url(),
+        delta_color="off",
+        delta_arrow="off",
+    )
     label, icon = TIMELINESS.get(report.sync_timeliness, TIMELINESS["unknown"])
-    c[3].metric("Last successful sync", f"{icon} {label}", ui.fmt_time(report.last_success_at),
-                delta_color="off", delta_arrow="off")
+    c[3].metric(
+        "Last successful sync",
+        f"{icon} {label}",
+        ui.fmt_time(report.last_success_at),
+        delta_color="off",
+        delta_arrow="off",
+    )
     d = st.columns(4, border=True)
-    d[0].metric("Models in LiteLLM",
-                "—" if report.litellm_models is None else report.litellm_models)
+    d[0].metric(
+        "Models in LiteLLM", "—" if report.litellm_models is None else report.litellm_models
+    )
     d[1].metric("Models in the database", report.counts.get("total", 0))
-    d[2].metric("Available / unavailable",
-                f"{report.counts.get('available', 0)} / {report.counts.get('unavailable', 0)}")
-    d[3].metric("Pending changes",
-                "—" if report.pending_changes is None else report.pending_changes,
-                ", ".join(f"{k}: {v}" for k, v in report.pending_summary.items() if v) or None,
-                delta_color="off", delta_arrow="off")
+    d[2].metric(
+        "Available / unavailable",
+        f"{report.counts.get('available', 0)} / {report.counts.get('unavailable', 0)}",
+    )
+    d[3].metric(
+        "Pending changes",
+        "—" if report.pending_changes is None else report.pending_changes,
+        ", ".join(f"{k}: {v}" for k, v in report.pending_summary.items() if v) or None,
+        delta_color="off",
+        delta_arrow="off",
+    )
     st.caption(f"Checked at {ui.fmt_time(report.checked_at)}")
     if report.issues:
         st.markdown("**Issues**\n" + "\n".join(f"- {issue}" for issue in report.issues))
@@ -73,43 +107,76 @@ runs = pd.DataFrame(cq.sync_runs(app.runtime.engine, limit=500))
 if runs.empty:
     ui.empty_chart("No sync has been audited yet, so there is no history to chart.")
 else:
-    runs = runs.assign(at=pd.to_datetime(runs["at"], utc=True),
-                       outcome=runs["success"].map({True: "success", False: "failure"}),
-                       duration_ms=runs["duration_ms"].astype(float)).sort_values("at")
-    fig = px.scatter(runs, x="at", y="duration_ms", color="outcome", title="Sync duration per run",
-                     color_discrete_map={"success": "#2e7d32", "failure": "#c62828"},
-                     labels={"at": "Sync time (UTC)", "duration_ms": "Duration (ms)"},
-                     hover_data=["trigger", "actor"])
-    for name, q, dash, where in (("median", 0.5, "dash", "bottom left"),
-                                 ("p90", 0.9, "dot", "top right")):
+    runs = runs.assign(
+        at=pd.to_datetime(runs["at"], utc=True),
+        outcome=runs["success"].map({True: "success", False: "failure"}),
+        duration_ms=runs["duration_ms"].astype(float),
+    ).sort_values("at")
+    fig = px.scatter(
+        runs,
+        x="at",
+        y="duration_ms",
+        color="outcome",
+        title="Sync duration per run",
+        color_discrete_map={"success": "#2e7d32", "failure": "#c62828"},
+        labels={"at": "Sync time (UTC)", "duration_ms": "Duration (ms)"},
+        hover_data=["trigger", "actor"],
+    )
+    for name, q, dash, where in (
+        ("median", 0.5, "dash", "bottom left"),
+        ("p90", 0.9, "dot", "top right"),
+    ):
         value = float(runs["duration_ms"].quantile(q))
-        fig.add_hline(y=value, line_dash=dash, annotation_text=f"{name} {value:.0f} ms",
-                      annotation_position=where)
+        fig.add_hline(
+            y=value,
+            line_dash=dash,
+            annotation_text=f"{name} {value:.0f} ms",
+            annotation_position=where,
+        )
     st.plotly_chart(fig, width="stretch")
 
     left, right = st.columns(2)
     with left:
         timeline = pd.DataFrame(cq.availability_timeline(app.runtime.engine))
         if timeline.empty:
-            ui.empty_chart("Model counts are recorded after each sync run by this server; "
-                           "none recorded yet.")
+            ui.empty_chart(
+                "Model counts are recorded after each sync run by this server; none recorded yet."
+            )
         else:
             timeline["at"] = pd.to_datetime(timeline["at"], utc=True)
             fig = go.Figure()
             for column, colour in (("available", "#2e7d32"), ("unavailable", "#c62828")):
-                fig.add_scatter(x=timeline["at"], y=timeline[column], name=column,
-                                mode="lines+markers", line={"color": colour, "shape": "hv"})
-            fig.update_layout(title="Available vs unavailable models over time",
-                              xaxis_title="Sync time (UTC)", yaxis_title="Models (count)")
+                fig.add_scatter(
+                    x=timeline["at"],
+                    y=timeline[column],
+                    name=column,
+                    mode="lines+markers",
+                    line={"color": colour, "shape": "hv"},
+                )
+            fig.update_layout(
+                title="Available vs unavailable models over time",
+                xaxis_title="Sync time (UTC)",
+                yaxis_title="Models (count)",
+            )
             st.plotly_chart(fig, width="stretch")
     with right:
-        daily = (runs.assign(day=runs["at"].dt.strftime("%Y-%m-%d"), failed=~runs["success"].astype(bool))
-                 .groupby("day").agg(runs=("failed", "size"), failures=("failed", "sum"))
-                 .reset_index())
+        daily = (
+            runs.assign(
+                day=runs["at"].dt.strftime("%Y-%m-%d"), failed=~runs["success"].astype(bool)
+            )
+            .groupby("day")
+            .agg(runs=("failed", "size"), failures=("failed", "sum"))
+            .reset_index()
+        )
         daily["failure_rate"] = 100 * daily["failures"] / daily["runs"]
-        fig = px.bar(daily, x="day", y="failure_rate", title="Sync failure rate per day",
-                     hover_data=["runs", "failures"],
-                     labels={"day": "Day (UTC)", "failure_rate": "Failed syncs (%)"})
+        fig = px.bar(
+            daily,
+            x="day",
+            y="failure_rate",
+            title="Sync failure rate per day",
+            hover_data=["runs", "failures"],
+            labels={"day": "Day (UTC)", "failure_rate": "Failed syncs (%)"},
+        )
         fig.update_yaxes(range=[0, 100])
         fig.update_xaxes(type="category")
         st.plotly_chart(fig, width="stretch")

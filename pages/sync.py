@@ -24,15 +24,23 @@ if reviewed and not st.session_state.get("_sync_defaults_from"):
 st.session_state.setdefault("sync_force", False)
 st.session_state.setdefault("sync_mark", True)
 left, right = st.columns(2)
-force_update = left.toggle("forceUpdate", key="sync_force",
-                           help="Rewrite every model LiteLLM serves even when nothing changed.")
-left.caption("**forceUpdate** — off: only models whose data changed are written. "
-             "On: every model LiteLLM serves is rewritten (its updated_at moves), "
-             "useful after fixing data by hand.")
-mark_unavailable = right.toggle("markUnavailable", key="sync_mark",
-                                help="Mark models LiteLLM no longer serves as unavailable.")
-right.caption("**markUnavailable** — on: models in the database that LiteLLM no longer serves "
-              "are marked unavailable (never deleted). Off: they are left as they are.")
+force_update = left.toggle(
+    "forceUpdate",
+    key="sync_force",
+    help="Rewrite every model LiteLLM serves even when nothing changed.",
+)
+left.caption(
+    "**forceUpdate** — off: only models whose data changed are written. "
+    "On: every model LiteLLM serves is rewritten (its updated_at moves), "
+    "useful after fixing data by hand."
+)
+mark_unavailable = right.toggle(
+    "markUnavailable", key="sync_mark", help="Mark models LiteLLM no longer serves as unavailable."
+)
+right.caption(
+    "**markUnavailable** — on: models in the database that LiteLLM no longer serves "
+    "are marked unavailable (never deleted). Off: they are left as they are."
+)
 
 options = service.options(force_update=force_update, mark_unavailable=mark_unavailable)
 try:
@@ -44,8 +52,9 @@ except SyncError as exc:
 st.subheader("What these options will do")
 summary = plan.summary
 cols = st.columns(6)
-for col, action in zip(cols, (INSERT, UPDATE, MARK_UNAVAILABLE, RESTORE, UNCHANGED, SKIP),
-                       strict=True):
+for col, action in zip(
+    cols, (INSERT, UPDATE, MARK_UNAVAILABLE, RESTORE, UNCHANGED, SKIP), strict=True
+):
     col.metric(ui.ACTION_LABELS[action].capitalize(), summary[action])
 for warning in plan.warnings:
     st.warning(warning)
@@ -53,15 +62,23 @@ for warning in plan.warnings:
 expected = plan.fingerprint
 if reviewed:
     same_options = (reviewed["force_update"], reviewed["mark_unavailable"]) == (
-        force_update, mark_unavailable)
+        force_update,
+        mark_unavailable,
+    )
     if same_options:
         expected = reviewed["fingerprint"]
-        st.info(f"Applying the plan reviewed on the Diff page (fingerprint "
-                f"`{expected[:12]}`). If LiteLLM or the database changed since, the sync "
-                "refuses and asks for a new review.", icon=":material/fact_check:")
+        st.info(
+            f"Applying the plan reviewed on the Diff page (fingerprint "
+            f"`{expected[:12]}`). If LiteLLM or the database changed since, the sync "
+            "refuses and asks for a new review.",
+            icon=":material/fact_check:",
+        )
     else:
-        st.info("The options differ from the plan reviewed on the Diff page: the preview above "
-                "is what will be applied.", icon=":material/info:")
+        st.info(
+            "The options differ from the plan reviewed on the Diff page: the preview above "
+            "is what will be applied.",
+            icon=":material/info:",
+        )
 if not plan.has_changes:
     st.success("LiteLLM and the database agree: a sync now would change nothing.")
 
@@ -69,16 +86,24 @@ to_mark = plan.by_action(MARK_UNAVAILABLE)
 confirmed = True
 if to_mark:
     noun = "model" if len(to_mark) == 1 else "models"
-    st.markdown(f"**{len(to_mark)} {noun} will be marked unavailable** (users can no longer "
-                "pick them):")
-    st.dataframe(pd.DataFrame({"model": [a.model_id for a in to_mark],
-                               "reason": [a.reason for a in to_mark]}),
-                 hide_index=True, width="stretch", height=min(38 + 35 * len(to_mark), 300))
-    confirmed = st.checkbox(f"I confirm: mark {len(to_mark)} {noun} unavailable",
-                            key="sync_confirm")
+    st.markdown(
+        f"**{len(to_mark)} {noun} will be marked unavailable** (users can no longer pick them):"
+    )
+    st.dataframe(
+        pd.DataFrame(
+            {"model": [a.model_id for a in to_mark], "reason": [a.reason for a in to_mark]}
+        ),
+        hide_index=True,
+        width="stretch",
+        height=min(38 + 35 * len(to_mark), 300),
+    )
+    confirmed = st.checkbox(
+        f"I confirm: mark {len(to_mark)} {noun} unavailable", key="sync_confirm"
+    )
 
-reason = st.text_input("Reason (optional, stored in the audit log)", key="sync_reason",
-                       max_chars=500)
+reason = st.text_input(
+    "Reason (optional, stored in the audit log)", key="sync_reason", max_chars=500
+)
 holder = current_holder(app.runtime.engine)
 if holder:
     st.warning(f"A sync is already running by {holder[0]} since {holder[1] or 'just now'}.")
@@ -90,16 +115,27 @@ elif not confirmed:
     disabled_why = "Confirm the models to mark unavailable first."
 if disabled_why:
     st.caption(f":material/block: {disabled_why}")
-clicked = st.button("Sync now", type="primary", disabled=disabled_why is not None,
-                    help=disabled_why, icon=":material/sync:", key="sync_run")
+clicked = st.button(
+    "Sync now",
+    type="primary",
+    disabled=disabled_why is not None,
+    help=disabled_why,
+    icon=":material/sync:",
+    key="sync_run",
+)
 
 if clicked:
     with st.status("Syncing…", expanded=True) as status:
         st.write(f"Fetching the catalogue from {app.runtime.source.model_info_url}")
         st.write("Comparing with the database and writing in one transaction")
         try:
-            result = service.run(options, trigger="manual", actor=ident.actor,
-                                 expected_fingerprint=expected, reason=reason or None)
+            result = service.run(
+                options,
+                trigger="manual",
+                actor=ident.actor,
+                expected_fingerprint=expected,
+                reason=reason or None,
+            )
         except SyncInProgressError as exc:
             status.update(label="A sync is already running", state="error")
             st.error(str(exc))
@@ -121,9 +157,11 @@ last = st.session_state.get("last_sync_result")
 if last:
     st.subheader("Result of your last sync")
     if last["success"]:
-        st.success(f"Synced at {ui.fmt_time(last['syncedAt'])}: {last['newModels']} new, "
-                   f"{last['updatedModels']} updated, {last['unavailableModels']} marked "
-                   f"unavailable, {last['restoredModels']} restored.")
+        st.success(
+            f"Synced at {ui.fmt_time(last['syncedAt'])}: {last['newModels']} new, "
+            f"{last['updatedModels']} updated, {last['unavailableModels']} marked "
+            f"unavailable, {last['restoredModels']} restored."
+        )
     elif last["errorKind"] in ("stale_plan", "plan_expired"):
         st.error(f"{last['errorMessage']} Open the Diff page to review the current plan.")
     else:

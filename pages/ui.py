@@ -31,8 +31,12 @@ from sync_core.plan import (
 
 #: Plan actions in the words the pages use.
 ACTION_LABELS = {
-    INSERT: "new", UPDATE: "changed", UNCHANGED: "unchanged",
-    MARK_UNAVAILABLE: "to mark unavailable", RESTORE: "restored", SKIP: "skipped",
+    INSERT: "new",
+    UPDATE: "changed",
+    UNCHANGED: "unchanged",
+    MARK_UNAVAILABLE: "to mark unavailable",
+    RESTORE: "restored",
+    SKIP: "skipped",
 }
 REVIEWED_KEY = "reviewed_plan"  # session_state: the plan reviewed on the Diff page
 
@@ -83,12 +87,17 @@ def banners(app: AppRuntime, ident: Identity) -> None:
     """Mock/demo mode and read-only mode are said on every page, never silently."""
     settings = app.settings
     if settings.is_demo:
-        st.info("**Demo mode**: embedded SQLite and the bundled mock LiteLLM catalogue. "
-                "Set LITELLM_API_URL and DATABASE_URL to manage a real deployment.",
-                icon=":material/science:")
+        st.info(
+            "**Demo mode**: embedded SQLite and the bundled mock LiteLLM catalogue. "
+            "Set LITELLM_API_URL and DATABASE_URL to manage a real deployment.",
+            icon=":material/science:",
+        )
     elif settings.mock_mode:
-        st.info("**Mock mode**: the catalogue is the bundled mock, not a live LiteLLM "
-                "(no LITELLM_API_URL is set).", icon=":material/science:")
+        st.info(
+            "**Mock mode**: the catalogue is the bundled mock, not a live LiteLLM "
+            "(no LITELLM_API_URL is set).",
+            icon=":material/science:",
+        )
     if not ident.actor.can_sync:
         st.warning(f"**Read-only**: {ident.reason}", icon=":material/lock:")
     if app.startup and app.startup.sync_error:
@@ -122,7 +131,7 @@ def as_utc(value: Any) -> datetime | None:
 
 
 def fmt_age(value: Any) -> str:
-    """"3 min ago": what an admin wants from a last-sync tile."""
+    """ "3 min ago": what an admin wants from a last-sync tile."""
     moment = as_utc(value)
     if moment is None:
         return "never"
@@ -142,9 +151,14 @@ def plan_table(plan: SyncPlan, actions: Iterable[str] | None = None) -> pd.DataF
     """One row per model of the plan: its action, the changed fields and the reason."""
     wanted = set(actions) if actions is not None else None
     rows = [
-        {"model": a.model_id, "action": ACTION_LABELS[a.action],
-         "changed fields": ", ".join(a.changes), "reason": a.reason or ""}
-        for a in plan.actions if wanted is None or a.action in wanted
+        {
+            "model": a.model_id,
+            "action": ACTION_LABELS[a.action],
+            "changed fields": ", ".join(a.changes),
+            "reason": a.reason or "",
+        }
+        for a in plan.actions
+        if wanted is None or a.action in wanted
     ]
     return pd.DataFrame(rows, columns=["model", "action", "changed fields", "reason"])
 
@@ -155,10 +169,22 @@ def side_by_side(plan: SyncPlan, model_id: str, *, changed_only: bool) -> pd.Dat
     if action is None:
         return pd.DataFrame(columns=["field", "database", "LiteLLM", "changed"])
     current, desired = action.current, action.desired
-    fields = ["name", "provider", "description", "context_length", "input_cost_per_token",
-              "output_cost_per_token", "supports_vision", "supports_function_calling",
-              "supports_parallel_function_calling", "supports_tool_choice",
-              "supports_streaming", "features", "availability", "metadata"]
+    fields = [
+        "name",
+        "provider",
+        "description",
+        "context_length",
+        "input_cost_per_token",
+        "output_cost_per_token",
+        "supports_vision",
+        "supports_function_calling",
+        "supports_parallel_function_calling",
+        "supports_tool_choice",
+        "supports_streaming",
+        "features",
+        "availability",
+        "metadata",
+    ]
     rows = []
     for name in fields:
         old = getattr(current, name) if current is not None else None
@@ -166,8 +192,14 @@ def side_by_side(plan: SyncPlan, model_id: str, *, changed_only: bool) -> pd.Dat
         changed = name in action.changes or current is None  # a new model: every field is
         if changed_only and not changed:
             continue
-        rows.append({"field": name, "database": _cell(old, current is None),
-                     "LiteLLM": _cell(new, desired is None), "changed": changed})
+        rows.append(
+            {
+                "field": name,
+                "database": _cell(old, current is None),
+                "LiteLLM": _cell(new, desired is None),
+                "changed": changed,
+            }
+        )
     return pd.DataFrame(rows, columns=["field", "database", "LiteLLM", "changed"])
 
 
@@ -185,6 +217,7 @@ def _cell(value: Any, absent: bool) -> str:
 
 def highlight_changed(frame: pd.DataFrame) -> Any:
     """A Styler that paints changed rows, so the difference is seen before it is read."""
+
     def paint(row: pd.Series) -> list[str]:
         colour = "background-color: rgba(255, 193, 7, 0.25)" if row.get("changed") else ""
         return [colour] * len(row)

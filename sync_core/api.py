@@ -30,8 +30,9 @@ from .config import Settings
 from .errors import SyncError, SyncInProgressError
 from .health import check_health
 from .runtime import Runtime, build_runtime
+from .scheduler import Scheduler
 from .startup import StartupReport, run_startup
-from .sync import SyncService
+from .sync import SyncResult, SyncService
 
 log = logging.getLogger("sync_core.api")
 
@@ -64,6 +65,7 @@ class AppRuntime:
     runtime: Runtime
     startup: StartupReport | None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    scheduler: Scheduler | None = None
 
     @property
     def settings(self) -> Settings:
@@ -79,15 +81,34 @@ _runtimes: dict[Settings, AppRuntime] = {}
 
 
 def build_app_runtime(settings: Settings) -> Runtime:
-    """The engine's runtime with the per-model change recorder attached to its sync service."""
+    """The engine's runtime, its sync listener (metrics) kept and the change recorder added."""
     runtime = build_runtime(settings)
+    listeners = [change_recorder(runtime.engine)]
+    metrics = getattr(runtime, "metrics", None)
+    if metrics is not None:
+        listeners.insert(0, metrics.observe_sync)
+
+    def on_finished(result: SyncResult) -> None:
+        for listener in listeners:
+            listener(result)
+
     runtime.service = SyncService(
         runtime.engine,
         runtime.source,
         conflict_resolution=settings.conflict_resolution,
-        on_finished=change_recorder(runtime.engine),
+        on_finished=on_finished,
     )
     return runtime
+
+
+def start_scheduler(entry: AppRuntime) -> Scheduler | None:
+    """Scheduled syncs in this server process when LITELLM_AUTO_SYNC is on (once per entry)."""
+    if not entry.settings.auto_sync:
+        return None
+    if entry.scheduler is None:
+        entry.scheduler = Scheduler(entry.service, entry.settings.sync_interval_seconds)
+        entry.scheduler.start()
+    return entry.scheduler
 
 
 def get_app_runtime(settings: Settings | None = None, *, startup: bool = True) -> AppRuntime:
@@ -114,6 +135,8 @@ def reset_runtimes() -> None:
     """Dispose every runtime of this process (server shutdown, and between tests)."""
     with _lock:
         for entry in _runtimes.values():
+            if entry.scheduler is not None:
+                entry.scheduler.stop()
             entry.runtime.close()
         _runtimes.clear()
 
@@ -288,6 +311,16 @@ def handle_stats(runtime: Runtime) -> ApiResponse:
             "lastSyncAt": last.isoformat() if isinstance(last, datetime) else last,
         },
     )
+
+
+def handle_metrics(runtime: Runtime) -> tuple[int, bytes, str]:
+    """``GET /metrics``: Prometheus text (no auth, like most exporters; no secrets in it)."""
+    metrics = getattr(runtime, "metrics", None)
+    if metrics is None:
+        return 404, b"metrics are not available in this build\n", "text/plain"
+    from .metrics import CONTENT_TYPE
+
+    return 200, metrics.render(), CONTENT_TYPE
 
 
 def dumps(body: Mapping[str, Any]) -> bytes:

@@ -21,9 +21,12 @@ def runtime(sqlite_url: str):  # type: ignore[no-untyped-def]
     rt.close()
 
 
-def sync(rt: Runtime, authorization: str | None = "Bearer s3cret", body: bytes = b"") -> api.ApiResponse:
-    return api.handle_sync(rt, authorization=authorization, body=body, ip_address="127.0.0.1",
-                           user_agent="pytest")
+def sync(
+    rt: Runtime, authorization: str | None = "Bearer s3cret", body: bytes = b""
+) -> api.ApiResponse:
+    return api.handle_sync(
+        rt, authorization=authorization, body=body, ip_address="127.0.0.1", user_agent="pytest"
+    )
 
 
 def test_sync_needs_the_right_bearer_token(runtime: Runtime) -> None:
@@ -42,8 +45,9 @@ def test_sync_route_is_closed_without_a_configured_token(sqlite_url: str) -> Non
     rt.close()
 
 
-@pytest.mark.parametrize("body", [b"{", b"[]", b'{"forceUpdate": "yes"}',
-                                  b'{"markunavailable": false}'])
+@pytest.mark.parametrize(
+    "body", [b"{", b"[]", b'{"forceUpdate": "yes"}', b'{"markunavailable": false}']
+)
 def test_bad_bodies_are_400(runtime: Runtime, body: bytes) -> None:
     answer = sync(runtime, body=body)
     assert answer.status == 400 and answer.body["error"] == "bad_request"
@@ -52,8 +56,15 @@ def test_bad_bodies_are_400(runtime: Runtime, body: bytes) -> None:
 def test_a_sync_answers_with_litemaas_keys_and_is_audited_as_api(runtime: Runtime) -> None:
     answer = sync(runtime, body=b'{"forceUpdate": true, "markUnavailable": false}')
     assert answer.status == 200
-    for key in ("success", "totalModels", "newModels", "updatedModels", "unavailableModels",
-                "errors", "syncedAt"):
+    for key in (
+        "success",
+        "totalModels",
+        "newModels",
+        "updatedModels",
+        "unavailableModels",
+        "errors",
+        "syncedAt",
+    ):
         assert key in answer.body
     assert answer.body["success"] and answer.body["newModels"] > 0
     last = audit.last_sync(runtime.engine)
@@ -70,8 +81,13 @@ def test_409_while_another_sync_holds_the_lock(runtime: Runtime) -> None:
 
 
 def test_502_when_litellm_cannot_be_reached(sqlite_url: str) -> None:
-    settings = Settings.from_env({"DATABASE_URL": sqlite_url, "SYNC_API_TOKEN": "t",
-                                  "LITELLM_API_URL": f"http://127.0.0.1:{free_port()}"})
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": sqlite_url,
+            "SYNC_API_TOKEN": "t",
+            "LITELLM_API_URL": f"http://127.0.0.1:{free_port()}",
+        }
+    )
     rt = api.build_app_runtime(settings)
     rt.source._sleep = lambda _s: None  # no real back-off waits in tests
     answer = api.handle_sync(rt, authorization="Bearer t", body=b"")
@@ -99,16 +115,22 @@ def test_roles_from_login_and_mode() -> None:
     assert viewer.actor.role == VIEWER and "production" in viewer.reason
     env = {"ADMIN_EMAILS": "Boss@Example.com", "ADMIN_GROUPS": "platform-admins"}
     user = {"is_logged_in": True, "email": "boss@example.com"}
-    assert api.resolve_identity(prod, auth_configured=True, user=user,
-                                environ=env).actor.role == ADMIN
+    assert (
+        api.resolve_identity(prod, auth_configured=True, user=user, environ=env).actor.role == ADMIN
+    )
     grouped = {"is_logged_in": True, "email": "x@example.com", "groups": ["platform-admins"]}
-    assert api.resolve_identity(prod, auth_configured=True, user=grouped,
-                                environ=env).actor.role == ADMIN
+    assert (
+        api.resolve_identity(prod, auth_configured=True, user=grouped, environ=env).actor.role
+        == ADMIN
+    )
     other = {"is_logged_in": True, "email": "someone@example.com"}
-    assert api.resolve_identity(dev, auth_configured=True, user=other,
-                                environ=env).actor.role == VIEWER
-    assert api.resolve_identity(dev, auth_configured=True, user={},
-                                environ=env).actor.role == VIEWER
+    assert (
+        api.resolve_identity(dev, auth_configured=True, user=other, environ=env).actor.role
+        == VIEWER
+    )
+    assert (
+        api.resolve_identity(dev, auth_configured=True, user={}, environ=env).actor.role == VIEWER
+    )
 
 
 def test_the_process_runtime_is_built_once_per_configuration(sqlite_url: str) -> None:
@@ -118,3 +140,22 @@ def test_the_process_runtime_is_built_once_per_configuration(sqlite_url: str) ->
     assert api.get_app_runtime(Settings.from_env({"DATABASE_URL": sqlite_url})) is first
     assert first.startup is not None and first.startup.demo_seeded
     api.reset_runtimes()
+
+
+def test_the_scheduler_runs_in_the_server_process_only_when_enabled(sqlite_url: str) -> None:
+    api.reset_runtimes()
+    off = api.get_app_runtime(Settings.from_env({"DATABASE_URL": sqlite_url}))
+    assert api.start_scheduler(off) is None
+    api.reset_runtimes()
+    on = api.get_app_runtime(
+        Settings.from_env(
+            {"DATABASE_URL": sqlite_url, "LITELLM_AUTO_SYNC": "true", "LITELLM_SYNC_INTERVAL": "1h"}
+        )
+    )
+    scheduler = api.start_scheduler(on)
+    assert scheduler is not None and scheduler.interval_s == 3600
+    assert api.start_scheduler(on) is scheduler  # once per process
+    thread = scheduler._thread
+    assert thread is not None and thread.is_alive()
+    api.reset_runtimes()
+    assert not thread.is_alive()

@@ -23,8 +23,9 @@ SYNC = "/api/v1/models/sync"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Engine]]:
     folder: Path = tmp_path_factory.mktemp("server")
     url = f"sqlite:///{folder / 'server.sqlite3'}"
-    with streamlit_server({"DATABASE_URL": url, "SYNC_API_TOKEN": TOKEN,
-                           "_LOG": str(folder / "streamlit.log")}) as base:
+    with streamlit_server(
+        {"DATABASE_URL": url, "SYNC_API_TOKEN": TOKEN, "_LOG": str(folder / "streamlit.log")}
+    ) as base:
         engine = create_db_engine(url)
         yield base, engine
         engine.dispose()
@@ -51,8 +52,9 @@ def test_sync_refuses_without_or_with_a_wrong_token(server: tuple[str, Engine]) 
         answer = post(base, token, json={})
         assert answer.status_code == 401
         assert answer.json()["success"] is False
-    assert requests.post(base + SYNC, headers={"Authorization": TOKEN}, timeout=30).status_code \
-        == 401  # no "Bearer" scheme
+    assert (
+        requests.post(base + SYNC, headers={"Authorization": TOKEN}, timeout=30).status_code == 401
+    )  # no "Bearer" scheme
     assert len(cq.sync_runs(engine)) == before
 
 
@@ -68,8 +70,14 @@ def test_sync_answers_the_result_and_is_audited(server: tuple[str, Engine]) -> N
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["success"] is True
-    assert {"totalModels", "newModels", "updatedModels", "unavailableModels", "errors",
-            "syncedAt"} <= set(body)
+    assert {
+        "totalModels",
+        "newModels",
+        "updatedModels",
+        "unavailableModels",
+        "errors",
+        "syncedAt",
+    } <= set(body)
     last = audit.last_sync(engine)
     assert last["id"] == body["auditId"] and last["metadata"]["trigger"] == "api"
     again = post(base, json={}).json()  # nothing changed since: nothing to write
@@ -83,6 +91,15 @@ def test_409_while_a_sync_runs(server: tuple[str, Engine]) -> None:
     assert answer.status_code == 409
     assert answer.json()["holder"] == "manual:someone@example.com"
     assert "already running" in answer.json()["message"]
+
+
+def test_metrics_are_served_as_prometheus_text(server: tuple[str, Engine]) -> None:
+    base, _ = server
+    post(base, json={})
+    answer = requests.get(base + "/metrics", timeout=30)
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    assert "# TYPE" in answer.text and TOKEN not in answer.text
+    assert 'trigger="api"' in answer.text  # the API sync was observed: the listener is kept
 
 
 def test_health_and_stats(server: tuple[str, Engine]) -> None:

@@ -171,8 +171,12 @@ def test_a_stale_plan_is_refused_and_nothing_is_written(demo: str) -> None:
     at.switch_page("pages/sync.py").run()
     engine = create_db_engine(demo)
     with engine.begin() as conn:  # someone changes the database after the review
-        conn.execute(sa.text("UPDATE models SET context_length = 7 WHERE id = "
-                             "(SELECT id FROM models ORDER BY id LIMIT 1)"))
+        conn.execute(
+            sa.text(
+                "UPDATE models SET context_length = 7 WHERE id = "
+                "(SELECT id FROM models ORDER BY id LIMIT 1)"
+            )
+        )
         before = conn.execute(sa.text("SELECT count(*) FROM models")).scalar()
     if at.checkbox:
         at.checkbox(key="sync_confirm").check().run()
@@ -180,13 +184,14 @@ def test_a_stale_plan_is_refused_and_nothing_is_written(demo: str) -> None:
     assert "Stale plan" in texts(at.error)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM models")).scalar() == before
-        assert conn.execute(sa.text("SELECT count(*) FROM models WHERE context_length = 7"))\
-            .scalar() == 1
+        assert (
+            conn.execute(sa.text("SELECT count(*) FROM models WHERE context_length = 7")).scalar()
+            == 1
+        )
     assert audit.last_sync(engine)["error_message"].startswith("Stale plan")
 
 
-def test_a_viewer_cannot_sync(empty_production: str,
-                              stub_litellm: StubLiteLLM) -> None:  # noqa: F811
+def test_a_viewer_cannot_sync(empty_production: str, stub_litellm: StubLiteLLM) -> None:  # noqa: F811
     at = open_page()  # start-up syncs the empty catalogue; then LiteLLM gains two models
     assert "Read-only" in texts(at.warning)
     stub_litellm.entries = [entry("m1"), entry("m2")]
@@ -204,12 +209,19 @@ def test_a_viewer_cannot_sync(empty_production: str,
 # --- empty database, audit log, health ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("page,title", [
-    ("pages/catalogue.py", "Catalogue"), ("pages/diff.py", "Diff"), ("pages/sync.py", "Sync"),
-    ("pages/audit_log.py", "Audit log"), ("pages/health.py", "Health"),
-])
-def test_every_page_renders_on_an_empty_database(empty_production: str, page: str,
-                                                 title: str) -> None:
+@pytest.mark.parametrize(
+    "page,title",
+    [
+        ("pages/catalogue.py", "Catalogue"),
+        ("pages/diff.py", "Diff"),
+        ("pages/sync.py", "Sync"),
+        ("pages/audit_log.py", "Audit log"),
+        ("pages/health.py", "Health"),
+    ],
+)
+def test_every_page_renders_on_an_empty_database(
+    empty_production: str, page: str, title: str
+) -> None:
     at = open_page(page)
     assert at.title[0].value == title
     shown = texts(at.info) + texts(at.success) + texts(at.warning) + texts(at.subheader)

@@ -29,11 +29,15 @@ def test_catalogue_and_sync_on_postgres(app_env, pg_url: str) -> None:  # noqa: 
 
     # Someone edits a price by hand: the diff shows it and a sync puts LiteLLM's value back.
     with engine.begin() as conn:
-        model_id, price = conn.execute(sa.text(
-            "SELECT id, input_cost_per_token FROM models WHERE input_cost_per_token > 0 "
-            "ORDER BY id LIMIT 1")).one()
-        conn.execute(sa.text("UPDATE models SET input_cost_per_token = 0.5 WHERE id = :id"),
-                     {"id": model_id})
+        model_id, price = conn.execute(
+            sa.text(
+                "SELECT id, input_cost_per_token FROM models WHERE input_cost_per_token > 0 "
+                "ORDER BY id LIMIT 1"
+            )
+        ).one()
+        conn.execute(
+            sa.text("UPDATE models SET input_cost_per_token = 0.5 WHERE id = :id"), {"id": model_id}
+        )
     at.switch_page("pages/diff.py").run()
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Changed"] == "1"
@@ -43,8 +47,9 @@ def test_catalogue_and_sync_on_postgres(app_env, pg_url: str) -> None:  # noqa: 
     assert not at.exception
     assert "Synced at" in " ".join(s.value for s in at.success)
     with engine.connect() as conn:
-        restored = conn.execute(sa.text(
-            "SELECT input_cost_per_token FROM models WHERE id = :id"), {"id": model_id}).scalar()
+        restored = conn.execute(
+            sa.text("SELECT input_cost_per_token FROM models WHERE id = :id"), {"id": model_id}
+        ).scalar()
     assert restored == price
     last = audit.last_sync(engine)
     assert last["success"] and last["metadata"]["trigger"] == "manual"

@@ -29,8 +29,17 @@ from tests.factories import entry
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
-APP_ENV = ("DATABASE_URL", "LITELLM_API_URL", "LITELLM_BASE_URL", "LITELLM_API_KEY", "NODE_ENV",
-           "SYNC_API_TOKEN", "LITELLM_AUTO_SYNC", "ADMIN_EMAILS", "ADMIN_GROUPS")
+APP_ENV = (
+    "DATABASE_URL",
+    "LITELLM_API_URL",
+    "LITELLM_BASE_URL",
+    "LITELLM_API_KEY",
+    "NODE_ENV",
+    "SYNC_API_TOKEN",
+    "LITELLM_AUTO_SYNC",
+    "ADMIN_EMAILS",
+    "ADMIN_GROUPS",
+)
 
 
 class StubLiteLLM:
@@ -111,11 +120,29 @@ def streamlit_server(env: dict[str, str], *, timeout: float = 60.0) -> Iterator[
     log_path = Path(env.get("_LOG", os.devnull))
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", APP, "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true",
-             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env={**clean, **{k: v for k, v in env.items() if k != "_LOG"}},
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                APP,
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+                "--server.fileWatcherType",
+                "none",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            env={**clean, **{k: v for k, v in env.items() if k != "_LOG"}},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

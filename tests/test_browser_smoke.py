@@ -20,11 +20,23 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.test_app_support import streamlit_server
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 #: url path, heading, screenshot name
-PAGES = (("", "Catalogue", "catalogue"), ("diff", "Diff", "diff"), ("sync", "Sync", "sync"),
-         ("audit_log", "Audit log", "audit_log"), ("health", "Health", "health"))
+PAGES = (
+    ("", "Catalogue", "catalogue"),
+    ("diff", "Diff", "diff"),
+    ("sync", "Sync", "sync"),
+    ("audit_log", "Audit log", "audit_log"),
+    ("health", "Health", "health"),
+)
 
 
 @contextlib.contextmanager
@@ -49,7 +61,8 @@ def chromium() -> Iterator[Browser]:
 def open_page(page: Page, base: str, path: str, heading: str) -> None:
     page.goto(f"{base}/{path}")
     expect(page.get_by_role("heading", name=heading, exact=True).first).to_be_visible(
-        timeout=30_000)
+        timeout=30_000
+    )
     page.wait_for_load_state("networkidle")
     expect(page.locator("[data-testid='stStatusWidget']")).to_have_count(0, timeout=30_000)
 
@@ -63,8 +76,9 @@ def browser_page() -> Iterator[tuple[str, Page]]:
 
 
 @pytest.mark.parametrize("path,heading,_name", PAGES)
-def test_page_renders_without_an_exception(browser_page: tuple[str, Page], path: str,
-                                           heading: str, _name: str) -> None:
+def test_page_renders_without_an_exception(
+    browser_page: tuple[str, Page], path: str, heading: str, _name: str
+) -> None:
     base, page = browser_page
     open_page(page, base, path, heading)
     expect(page.get_by_text("Demo mode").first).to_be_visible()
@@ -113,8 +127,9 @@ def take_screenshots(folder: Path) -> list[Path]:
         for path, heading, name in PAGES:
             open_page(page, base, path, heading)
             # Streamlit scrolls inside its own container: grow the window to the content.
-            height = page.evaluate("document.querySelector("
-                                   "'[data-testid=\"stMainBlockContainer\"]').scrollHeight")
+            height = page.evaluate(
+                "document.querySelector('[data-testid=\"stMainBlockContainer\"]').scrollHeight"
+            )
             page.set_viewport_size({"width": 1400, "height": min(int(height) + 120, 6000)})
             page.wait_for_timeout(2000)  # let the grid and plotly redraw
             target = folder / f"{name}.png"
