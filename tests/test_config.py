@@ -35,6 +35,7 @@ CASES = {
     "NODE_ENV": (None, "Development", "development", "staging", "development, production, test"),
     "SYNC_API_TOKEN": (None, "tok", Secret("tok"), None, ""),
     "LOG_LEVEL": ("INFO", "debug", "DEBUG", "verbose", "debug, info, warning, error"),
+    "LOG_FORMAT": ("text", "JSON", "json", "yaml", "text, json"),
 }
 SPECS = {spec.env: spec for spec in SETTINGS}
 
