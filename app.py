@@ -67,6 +67,13 @@ def _server_parts() -> tuple[list, object]:  # type: ignore[type-arg]
         status, body, media_type = await run_in_threadpool(api.handle_metrics, runtime)
         return Response(body, status_code=status, media_type=media_type)
 
+    async def live_route(_request: Request) -> Response:
+        return respond(api.handle_live())
+
+    async def ready_route(_request: Request) -> Response:
+        runtime = (await run_in_threadpool(api.get_app_runtime)).runtime
+        return respond(await run_in_threadpool(api.handle_ready, runtime))
+
     @asynccontextmanager
     async def lifespan(_app: st.App):  # type: ignore[no-untyped-def]
         entry = await run_in_threadpool(api.get_app_runtime)
@@ -84,6 +91,8 @@ def _server_parts() -> tuple[list, object]:  # type: ignore[type-arg]
         Route("/api/v1/models/health", health_route, methods=["GET"]),
         Route("/api/v1/models/sync/stats", stats_route, methods=["GET"]),
         Route("/metrics", metrics_route, methods=["GET"]),
+        Route("/api/v1/health/live", live_route, methods=["GET"]),
+        Route("/api/v1/health/ready", ready_route, methods=["GET"]),
     ]
     return routes, lifespan
 

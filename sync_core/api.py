@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,16 +22,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import sqlalchemy as sa
 
 from .access import ADMIN, VIEWER, Actor
-from .catalogue_queries import catalogue_kpis, change_recorder, record_changes
+from .catalogue_queries import catalogue_kpis
 from .config import Settings
 from .errors import SyncError, SyncInProgressError
 from .health import check_health
 from .runtime import Runtime, build_runtime
 from .scheduler import Scheduler
 from .startup import StartupReport, run_startup
-from .sync import SyncResult, SyncService
+from .sync import SyncService
 
 log = logging.getLogger("sync_core.api")
 
@@ -81,24 +81,8 @@ _runtimes: dict[Settings, AppRuntime] = {}
 
 
 def build_app_runtime(settings: Settings) -> Runtime:
-    """The engine's runtime, its sync listener (metrics) kept and the change recorder added."""
-    runtime = build_runtime(settings)
-    listeners = [change_recorder(runtime.engine)]
-    metrics = getattr(runtime, "metrics", None)
-    if metrics is not None:
-        listeners.insert(0, metrics.observe_sync)
-
-    def on_finished(result: SyncResult) -> None:
-        for listener in listeners:
-            listener(result)
-
-    runtime.service = SyncService(
-        runtime.engine,
-        runtime.source,
-        conflict_resolution=settings.conflict_resolution,
-        on_finished=on_finished,
-    )
-    return runtime
+    """The engine's runtime (its syncs feed the metrics and the per-model history)."""
+    return build_runtime(settings)
 
 
 def start_scheduler(entry: AppRuntime) -> Scheduler | None:
@@ -121,8 +105,6 @@ def get_app_runtime(settings: Settings | None = None, *, startup: bool = True) -
         runtime = build_app_runtime(settings)
         try:
             report = run_startup(runtime) if startup else None
-            if report is not None and report.demo_seeded and report.sync is not None:
-                record_changes(runtime.engine, report.sync)  # the seeder has no listener
         except Exception:
             runtime.close()
             raise
@@ -168,7 +150,8 @@ def resolve_identity(
 
     This decides what the page offers; :func:`sync_core.access.require_admin` is what refuses.
     """
-    env = os.environ if environ is None else environ
+    admin_emails = settings.admin_emails if environ is None else _split(environ.get("ADMIN_EMAILS"))
+    admin_groups = settings.admin_groups if environ is None else _split(environ.get("ADMIN_GROUPS"))
     if auth_configured:
         user = user or {}
         email = str(user.get("email") or "").lower()
@@ -176,7 +159,7 @@ def resolve_identity(
             return Identity(Actor("anonymous", VIEWER), "Log in to sync.")
         groups = user.get("groups") or []
         groups = {str(g).lower() for g in (groups if isinstance(groups, list) else [groups])}
-        if email in _split(env.get("ADMIN_EMAILS")) or groups & _split(env.get("ADMIN_GROUPS")):
+        if email in admin_emails or groups & admin_groups:
             return Identity(
                 Actor(email, ADMIN),
                 "Admin by the ADMIN_EMAILS / ADMIN_GROUPS list.",
@@ -315,12 +298,30 @@ def handle_stats(runtime: Runtime) -> ApiResponse:
 
 def handle_metrics(runtime: Runtime) -> tuple[int, bytes, str]:
     """``GET /metrics``: Prometheus text (no auth, like most exporters; no secrets in it)."""
-    metrics = getattr(runtime, "metrics", None)
-    if metrics is None:
-        return 404, b"metrics are not available in this build\n", "text/plain"
     from .metrics import CONTENT_TYPE
 
-    return 200, metrics.render(), CONTENT_TYPE
+    return 200, runtime.metrics.render(), CONTENT_TYPE
+
+
+def handle_live() -> ApiResponse:
+    """``GET /api/v1/health/live``: the process answers (Kubernetes liveness; no I/O)."""
+    return ApiResponse(200, {"status": "ok"})
+
+
+def handle_ready(runtime: Runtime) -> ApiResponse:
+    """``GET /api/v1/health/ready``: database reachable and schema at the latest migration."""
+    from . import migrate
+
+    try:
+        current = migrate.current_revision(runtime.engine)
+    except sa.exc.SQLAlchemyError as exc:
+        cause = type(getattr(exc, "orig", None) or exc).__name__
+        return ApiResponse(503, {"status": "not_ready", "reason": f"database unreachable ({cause})"})
+    head = migrate.head_revision()
+    if current != head:
+        return ApiResponse(503, {"status": "not_ready",
+                                 "reason": f"schema at {current or 'nothing'}, expected {head}"})
+    return ApiResponse(200, {"status": "ready", "schema": head})
 
 
 def dumps(body: Mapping[str, Any]) -> bytes:

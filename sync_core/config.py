@@ -138,6 +138,10 @@ def _text(raw: str, name: str) -> str:
     return raw.strip()
 
 
+def _lower_set(raw: str, name: str) -> frozenset[str]:
+    return frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
+
+
 def _log_level(raw: str, name: str) -> str:
     return _choice(("debug", "info", "warning", "error"))(raw, name).upper()
 
@@ -261,6 +265,22 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "`text`",
     ),
     SettingSpec(
+        "ADMIN_EMAILS",
+        "admin_emails",
+        _lower_set,
+        frozenset(),
+        "Comma-separated e-mails that are admins when an OIDC login (`[auth]`) is configured.",
+        "none",
+    ),
+    SettingSpec(
+        "ADMIN_GROUPS",
+        "admin_groups",
+        _lower_set,
+        frozenset(),
+        "Comma-separated group claims whose members are admins (with `[auth]`).",
+        "none",
+    ),
+    SettingSpec(
         "LOG_LEVEL",
         "log_level",
         _log_level,
@@ -286,6 +306,8 @@ class Settings:
     db_connection_timeout_ms: int = 2000
     node_env: str | None = None
     sync_api_token: Secret | None = None
+    admin_emails: frozenset[str] = frozenset()
+    admin_groups: frozenset[str] = frozenset()
     log_level: str = "INFO"
     log_format: str = "text"
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
 from .config import Settings
 from .db import create_db_engine
+from .history import change_recorder
 from .litellm import LiteLLMClient
 from .metrics import SyncMetrics
 from .mock_litellm import MockLiteLLMClient
-from .sync import CatalogueSource, SyncService
+from .sync import CatalogueSource, SyncResult, SyncService
 
 
 def make_source(settings: Settings, metrics: SyncMetrics | None = None) -> CatalogueSource:
@@ -30,6 +32,8 @@ class Runtime:
     source: CatalogueSource
     service: SyncService
     metrics: SyncMetrics
+    #: What every finished sync notifies (metrics, then the per-model history).
+    on_finished: Callable[[SyncResult], None]
 
     def close(self) -> None:
         self.engine.dispose()
@@ -45,7 +49,14 @@ def build_runtime(
     engine = engine or create_db_engine(settings)
     metrics = SyncMetrics()
     source = source or make_source(settings, metrics)
-    service = SyncService(engine, source, conflict_resolution=settings.conflict_resolution,
-                          on_finished=metrics.observe_sync)
+    listeners = (metrics.observe_sync, change_recorder(engine))
+
+    def on_finished(result: SyncResult) -> None:
+        for listener in listeners:
+            listener(result)
+
+    service = SyncService(
+        engine, source, conflict_resolution=settings.conflict_resolution, on_finished=on_finished
+    )
     metrics.bind(lambda: service.engine, lambda: getattr(service.source, "breaker", None))
-    return Runtime(settings, engine, source, service, metrics)
+    return Runtime(settings, engine, source, service, metrics, on_finished)

@@ -34,6 +34,7 @@ def _seed_demo(runtime: Runtime) -> SyncResult:
         runtime.engine,
         MockLiteLLMClient("previous"),
         conflict_resolution=runtime.settings.conflict_resolution,
+        on_finished=runtime.on_finished,
     )
     return seeder.run(
         trigger="startup",

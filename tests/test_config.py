@@ -36,6 +36,8 @@ CASES = {
     "SYNC_API_TOKEN": (None, "tok", Secret("tok"), None, ""),
     "LOG_LEVEL": ("INFO", "debug", "DEBUG", "verbose", "debug, info, warning, error"),
     "LOG_FORMAT": ("text", "JSON", "json", "yaml", "text, json"),
+    "ADMIN_EMAILS": (frozenset(), " A@x.org, b@y.org ", frozenset({"a@x.org", "b@y.org"}), None, ""),
+    "ADMIN_GROUPS": (frozenset(), "ops,Platform", frozenset({"ops", "platform"}), None, ""),
 }
 SPECS = {spec.env: spec for spec in SETTINGS}
 

@@ -1,0 +1,120 @@
+"""Per-model change history: what each sync changed, model by model, field by field.
+
+After a successful sync, a ``MODEL_CHANGES`` audit row lists every written model with its
+changed fields (old → new) and the model counts; a model's timeline and the "available vs
+unavailable over time" chart are read from those rows. Recorded by a sync listener, after the
+sync committed, so history can never fail or slow a sync.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from . import audit
+from .plan import WRITING_ACTIONS
+from .store import model_counts
+from .sync import SyncResult
+
+log = logging.getLogger("sync_core.history")
+
+CHANGES_ACTION = "MODEL_CHANGES"
+#: Models listed in one MODEL_CHANGES row; the count is always complete.
+MAX_RECORDED_CHANGES = 5000
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value else "0"
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def changes_of(result: SyncResult) -> list[dict[str, Any]]:
+    """Per-model writes of a sync, field by field (metadata reported as changed, not copied)."""
+    if result.plan is None:
+        return []
+    out = []
+    for action in result.plan.actions:
+        if action.action not in WRITING_ACTIONS:
+            continue
+        fields = {
+            name: (
+                {"old": "…", "new": "… (raw LiteLLM data changed)"}
+                if name == "metadata"
+                else {"old": _jsonable(c.old), "new": _jsonable(c.new)}
+            )
+            for name, c in action.changes.items()
+        }
+        out.append(
+            {
+                "model_id": action.model_id,
+                "action": action.action,
+                "fields": fields,
+                "reason": action.reason,
+            }
+        )
+    return out
+
+
+def record_changes(engine: Engine, result: SyncResult) -> str | None:
+    """Write the MODEL_CHANGES row of a successful sync (its own transaction, after commit)."""
+    if not result.success:
+        return None
+    changes = changes_of(result)
+    with engine.connect() as conn:
+        counts = model_counts(conn)
+    return audit.write_audit(
+        engine,
+        action=CHANGES_ACTION,
+        success=True,
+        resource_id=result.audit_id,
+        metadata={
+            "syncAuditId": result.audit_id,
+            "trigger": result.trigger,
+            "actor": result.actor,
+            "changeCount": len(changes),
+            "truncated": len(changes) > MAX_RECORDED_CHANGES,
+            "changes": changes[:MAX_RECORDED_CHANGES],
+            "modelCounts": counts,
+        },
+    )
+
+
+def change_recorder(engine: Engine) -> Callable[[SyncResult], None]:
+    """A ``SyncService(on_finished=…)`` listener that records per-model changes."""
+
+    def listener(result: SyncResult) -> None:
+        try:
+            record_changes(engine, result)
+        except sa.exc.SQLAlchemyError as exc:  # history is a convenience; the sync committed
+            log.warning("could not record model changes: %s", type(exc).__name__)
+
+    return listener
+
+
+def model_history(engine: Engine, model_id: str, *, scan: int = 500) -> list[dict[str, Any]]:
+    """The model's changes, newest first, from the last ``scan`` MODEL_CHANGES rows."""
+    history = []
+    for row in audit.list_audit(engine, action=CHANGES_ACTION, limit=scan):
+        for change in row["metadata"].get("changes", []):
+            if change.get("model_id") == model_id:
+                history.append(
+                    {
+                        "at": row["created_at"],
+                        "action": change["action"],
+                        "fields": change.get("fields", {}),
+                        "actor": row["metadata"].get("actor"),
+                        "trigger": row["metadata"].get("trigger"),
+                    }
+                )
+    return history
