@@ -152,3 +152,15 @@ def test_console_script_and_module_entry_point(env):
         )
         assert done.returncode == 2, done.stderr
         assert json.loads(done.stdout)["summary"]["insert"] == 17
+
+
+def test_cli_syncs_record_per_model_history(env, capsys):
+    from sync_core import history
+
+    run(capsys, "sync")
+    engine = create_db_engine(env)
+    (row,) = __import__("sync_core.audit", fromlist=["x"]).list_audit(
+        engine, action=history.CHANGES_ACTION)
+    assert row["metadata"]["trigger"] == "cli" and row["metadata"]["changeCount"] == 17
+    assert history.model_history(engine, "gpt-4o")[0]["action"] == "insert"
+    engine.dispose()
