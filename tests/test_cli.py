@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -155,12 +157,11 @@ def test_console_script_and_module_entry_point(env):
 
 
 def test_cli_syncs_record_per_model_history(env, capsys):
-    from sync_core import history
+    from sync_core import audit, history
 
     run(capsys, "sync")
     engine = create_db_engine(env)
-    (row,) = __import__("sync_core.audit", fromlist=["x"]).list_audit(
-        engine, action=history.CHANGES_ACTION)
+    (row,) = audit.list_audit(engine, action=history.CHANGES_ACTION)
     assert row["metadata"]["trigger"] == "cli" and row["metadata"]["changeCount"] == 17
     assert history.model_history(engine, "gpt-4o")[0]["action"] == "insert"
     engine.dispose()
