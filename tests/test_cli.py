@@ -142,14 +142,13 @@ def test_unreachable_database_is_one_clear_line(monkeypatch, capsys):
 
 
 def test_console_script_and_module_entry_point(env):
-    for command in (["litemaas-sync"], [sys.executable, "-m", "sync_core"]):
-        if command[0] == "litemaas-sync":
-            command = [str(__import__("pathlib").Path(sys.executable).parent / "litemaas-sync")]
+    script = str(Path(sys.executable).parent / "litemaas-sync")
+    for command in ([script], [sys.executable, "-m", "sync_core"]):
         done = subprocess.run(
             [*command, "diff", "--json"],
             capture_output=True,
             text=True,
-            env={**__import__("os").environ, "DATABASE_URL": env},
+            env={**os.environ, "DATABASE_URL": env},
             timeout=120,
         )
         assert done.returncode == 2, done.stderr
