@@ -34,7 +34,12 @@ def _server_parts() -> tuple[list, object]:  # type: ignore[type-arg]
     from starlette.responses import Response
     from starlette.routing import Route
 
+    import sqlalchemy as sa
+
     from sync_core import api
+    from sync_core.config import ConfigError, Settings
+    from sync_core.logs import configure_logging
+    from sync_core.startup import describe_failure
 
     def respond(answer: api.ApiResponse) -> Response:
         return Response(
@@ -76,7 +81,14 @@ def _server_parts() -> tuple[list, object]:  # type: ignore[type-arg]
 
     @asynccontextmanager
     async def lifespan(_app: st.App):  # type: ignore[no-untyped-def]
-        entry = await run_in_threadpool(api.get_app_runtime)
+        settings = None
+        try:  # validate before serving: a broken configuration or database stops start-up
+            settings = Settings.from_env()
+            configure_logging(settings.log_level, settings.log_format, settings.secret_values())
+            entry = await run_in_threadpool(api.get_app_runtime, settings)
+        except (ConfigError, sa.exc.SQLAlchemyError) as exc:
+            log.critical(describe_failure(exc, settings))
+            raise SystemExit(1) from None
         api.start_scheduler(entry)
         log.info(
             "start-up done: schema %s, sync %s",

@@ -9,9 +9,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+
 from . import migrate
 from .access import Actor
-from .errors import SyncError
+from .config import Settings
+from .errors import ConfigError, SyncError
 from .mock_litellm import MockLiteLLMClient
 from .runtime import Runtime
 from .store import model_counts
@@ -68,3 +71,16 @@ def run_startup(runtime: Runtime, *, initial_sync: bool = True) -> StartupReport
         report.sync_error = str(exc)
         log.warning("start-up sync skipped: %s", exc)
     return report
+
+
+def describe_failure(exc: BaseException, settings: Settings | None) -> str:
+    """One line saying what stopped start-up and how to fix it (never a secret)."""
+    if isinstance(exc, ConfigError):
+        return f"Configuration error: {exc}"
+    if isinstance(exc, sa.exc.SQLAlchemyError):
+        cause = getattr(exc, "orig", None) or exc
+        first = (str(cause).splitlines() or [""])[0][:200]
+        where = settings.display_database_url() if settings else "DATABASE_URL"
+        return (f"Database not usable at {where}: {type(cause).__name__}: {first}. "
+                "Check DATABASE_URL and that the server is up; start-up stopped.")
+    return f"Start-up failed: {type(exc).__name__}: {exc}"

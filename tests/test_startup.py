@@ -81,3 +81,28 @@ def test_demo_mode_seeds_an_older_snapshot_so_the_diff_has_changes(tmp_path):
     runtime.close()
     with create_db_engine(settings).connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM models")).scalar() == 18
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"DATABASE_URL": "postgresql://postgres:pw-secret-9@127.0.0.1:1/x"}, "Database not usable at"),
+        ({"LITELLM_SYNC_INTERVAL": "soon"}, "Configuration error: LITELLM_SYNC_INTERVAL"),
+    ],
+)
+def test_server_refuses_to_start_with_one_clear_line(env, expected):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "LITELLM_API_URL")}
+    done = subprocess.run(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", "0", "--browser.gatherUsageStats", "false"],
+        cwd=root, env={**clean, **env}, capture_output=True, text=True, timeout=60)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert expected in output
+    assert "pw-secret-9" not in output
