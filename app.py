@@ -29,12 +29,11 @@ def _server_parts() -> tuple[list, object]:  # type: ignore[type-arg]
     """The routes and the lifespan of the ASGI app (Starlette is imported only by the server)."""
     from contextlib import asynccontextmanager
 
+    import sqlalchemy as sa
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.routing import Route
-
-    import sqlalchemy as sa
 
     from sync_core import api
     from sync_core.config import ConfigError, Settings
