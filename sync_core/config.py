@@ -138,6 +138,10 @@ def _text(raw: str, name: str) -> str:
     return raw.strip()
 
 
+def _url_list(raw: str, name: str) -> tuple[str, ...]:
+    return tuple(_http_url(part, name) for part in raw.split(",") if part.strip())
+
+
 def _lower_set(raw: str, name: str) -> frozenset[str]:
     return frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
 
@@ -281,6 +285,22 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "none",
     ),
     SettingSpec(
+        "NOTIFY_WEBHOOK_URLS",
+        "notify_webhook_urls",
+        _url_list,
+        (),
+        "Comma-separated URLs that receive a JSON summary after each sync (success or failure).",
+        "none",
+    ),
+    SettingSpec(
+        "NOTIFY_WEBHOOK_SECRET",
+        "notify_webhook_secret",
+        _secret,
+        None,
+        "Key of the `X-LiteMaaS-Signature: sha256=…` HMAC-SHA256 over each webhook body.",
+        "none (unsigned)",
+    ),
+    SettingSpec(
         "LOG_LEVEL",
         "log_level",
         _log_level,
@@ -306,6 +326,8 @@ class Settings:
     db_connection_timeout_ms: int = 2000
     node_env: str | None = None
     sync_api_token: Secret | None = None
+    notify_webhook_urls: tuple[str, ...] = field(default=(), repr=False)  # may embed tokens
+    notify_webhook_secret: Secret | None = None
     admin_emails: frozenset[str] = frozenset()
     admin_groups: frozenset[str] = frozenset()
     log_level: str = "INFO"
@@ -334,9 +356,10 @@ class Settings:
         """The configured secrets, for the log redaction filter."""
         from sqlalchemy.engine import make_url
 
-        values = [s.reveal() for s in (self.litellm_api_key, self.sync_api_token) if s]
+        values = [s.reveal() for s in (self.litellm_api_key, self.sync_api_token,
+                                        self.notify_webhook_secret) if s]
         password = make_url(self.database_url).password
-        return values + ([str(password)] if password else [])
+        return values + list(self.notify_webhook_urls) + ([str(password)] if password else [])
 
     @property
     def is_production(self) -> bool:

@@ -13,6 +13,7 @@ from .history import change_recorder
 from .litellm import LiteLLMClient
 from .metrics import SyncMetrics
 from .mock_litellm import MockLiteLLMClient
+from .notify import Notifier
 from .sync import CatalogueSource, SyncResult, SyncService
 
 
@@ -34,6 +35,7 @@ class Runtime:
     metrics: SyncMetrics
     #: What every finished sync notifies (metrics, then the per-model history).
     on_finished: Callable[[SyncResult], None]
+    notifier: Notifier
 
     def close(self) -> None:
         self.engine.dispose()
@@ -49,7 +51,8 @@ def build_runtime(
     engine = engine or create_db_engine(settings)
     metrics = SyncMetrics()
     source = source or make_source(settings, metrics)
-    listeners = (metrics.observe_sync, change_recorder(engine))
+    notifier = Notifier(settings.notify_webhook_urls, settings.notify_webhook_secret)
+    listeners = (metrics.observe_sync, change_recorder(engine), notifier)
 
     def on_finished(result: SyncResult) -> None:
         for listener in listeners:
@@ -59,4 +62,4 @@ def build_runtime(
         engine, source, conflict_resolution=settings.conflict_resolution, on_finished=on_finished
     )
     metrics.bind(lambda: service.engine, lambda: getattr(service.source, "breaker", None))
-    return Runtime(settings, engine, source, service, metrics, on_finished)
+    return Runtime(settings, engine, source, service, metrics, on_finished, notifier)

@@ -36,6 +36,9 @@ CASES = {
     "SYNC_API_TOKEN": (None, "tok", Secret("tok"), None, ""),
     "LOG_LEVEL": ("INFO", "debug", "DEBUG", "verbose", "debug, info, warning, error"),
     "LOG_FORMAT": ("text", "JSON", "json", "yaml", "text, json"),
+    "NOTIFY_WEBHOOK_URLS": ((), "http://a/x, https://b/y", ("http://a/x", "https://b/y"),
+                            "ftp://a", "http(s)://host"),
+    "NOTIFY_WEBHOOK_SECRET": (None, "s3", Secret("s3"), None, ""),
     "ADMIN_EMAILS": (frozenset(), " A@x.org, b@y.org ", frozenset({"a@x.org", "b@y.org"}), None, ""),
     "ADMIN_GROUPS": (frozenset(), "ops,Platform", frozenset({"ops", "platform"}), None, ""),
 }
