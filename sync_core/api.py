@@ -30,7 +30,7 @@ from .config import Settings
 from .errors import SyncError, SyncInProgressError
 from .health import check_health
 from .runtime import Runtime, build_runtime
-from .scheduler import Scheduler
+from .scheduler import Scheduler, scheduler_for
 from .startup import StartupReport, run_startup
 from .sync import SyncService
 
@@ -90,7 +90,7 @@ def start_scheduler(entry: AppRuntime) -> Scheduler | None:
     if not entry.settings.auto_sync:
         return None
     if entry.scheduler is None:
-        entry.scheduler = Scheduler(entry.service, entry.settings.sync_interval_seconds)
+        entry.scheduler = scheduler_for(entry.service, entry.settings)
         entry.scheduler.start()
     return entry.scheduler
 

@@ -163,10 +163,11 @@ def cmd_health(runtime: Runtime, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(runtime: Runtime, args: argparse.Namespace) -> int:
-    from .scheduler import Scheduler
+    from .scheduler import scheduler_for
 
-    interval = args.interval or runtime.settings.sync_interval_seconds
-    scheduler = Scheduler(runtime.service, interval)
+    scheduler = scheduler_for(runtime.service, runtime.settings)
+    if args.interval:
+        scheduler.interval_s, scheduler.cron = args.interval, None
     if args.once:
         result = scheduler.run_once()
         print(

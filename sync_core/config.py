@@ -11,8 +11,11 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
+
+from croniter import croniter
 
 from .errors import ConfigError
 
@@ -47,6 +50,19 @@ class Secret:
         return hash(self._value)
 
 
+@dataclass(frozen=True)
+class FreezeWindow:
+    """Scheduled syncs are skipped for ``duration`` after each time ``cron`` fires."""
+
+    cron: str
+    duration: timedelta
+
+    def frozen_until(self, now: datetime) -> datetime | None:
+        start = croniter(self.cron, now).get_prev(datetime)
+        end = start + self.duration
+        return end if start <= now < end else None
+
+
 # --- parsers: each takes the raw string and the variable name, and raises ConfigError ---------
 
 
@@ -78,7 +94,7 @@ MAX_DURATION_SECONDS = 7 * 86400
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_duration(raw: str, name: str) -> int:
+def parse_duration(raw: str, name: str, maximum: int | None = None) -> int:
     """Seconds from ``90``, ``90s``, ``5m``, ``1h`` or ``1d``; at least one second."""
     match = _DURATION.match(raw)
     if not match:
@@ -88,8 +104,9 @@ def parse_duration(raw: str, name: str) -> int:
     seconds = int(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s").lower()]
     if seconds < 1:
         raise ConfigError(f"{name}={raw!r} must be at least 1 second")
-    if seconds > MAX_DURATION_SECONDS:
-        raise ConfigError(f"{name}={raw!r} is too long; use at most 7d")
+    if seconds > (maximum or MAX_DURATION_SECONDS):
+        days = (maximum or MAX_DURATION_SECONDS) // 86400
+        raise ConfigError(f"{name}={raw!r} is too long; use at most {days}d")
     return seconds
 
 
@@ -140,6 +157,28 @@ def _text(raw: str, name: str) -> str:
 
 def _url_list(raw: str, name: str) -> tuple[str, ...]:
     return tuple(_http_url(part, name) for part in raw.split(",") if part.strip())
+
+
+def _cron(raw: str, name: str) -> str:
+    value = " ".join(raw.split())
+    if not croniter.is_valid(value):
+        raise ConfigError(f"{name}={raw!r} is not a cron expression; use five fields, "
+                          "e.g. '*/15 * * * *'")
+    return value
+
+
+def _freeze_windows(raw: str, name: str) -> tuple[FreezeWindow, ...]:
+    windows = []
+    for part in raw.split(";"):
+        if not part.strip():
+            continue
+        cron, sep, duration = part.rpartition("|")
+        if not sep:
+            raise ConfigError(f"{name}={raw!r}: each window is CRON|DURATION, e.g. "
+                              "'0 22 * * 5|60h' (Friday 22:00 for 60 hours); separate with ;")
+        windows.append(FreezeWindow(_cron(cron, name), timedelta(
+            seconds=parse_duration(duration, name, maximum=366 * 86400))))
+    return tuple(windows)
 
 
 def _lower_set(raw: str, name: str) -> frozenset[str]:
@@ -210,6 +249,23 @@ SETTINGS: tuple[SettingSpec, ...] = (
         60,
         "Seconds between scheduled syncs; also accepts `30s`, `5m`, `1h`.",
         "`60`",
+    ),
+    SettingSpec(
+        "LITELLM_SYNC_CRON",
+        "sync_cron",
+        _cron,
+        None,
+        "Cron expression for scheduled syncs (instead of the interval), e.g. `*/15 * * * *` (UTC).",
+        "none",
+    ),
+    SettingSpec(
+        "LITELLM_SYNC_FREEZE",
+        "sync_freeze_windows",
+        _freeze_windows,
+        (),
+        "Freeze windows `CRON|DURATION;…` during which scheduled syncs are skipped and recorded "
+        "as skipped, e.g. `0 22 * * 5|60h`.",
+        "none",
     ),
     SettingSpec(
         "LITELLM_CONFLICT_RESOLUTION",
@@ -320,6 +376,8 @@ class Settings:
     database_url: str = field(default=f"sqlite:///{DEFAULT_SQLITE_PATH}", repr=False)
     auto_sync: bool = False
     sync_interval_seconds: int = 60
+    sync_cron: str | None = None
+    sync_freeze_windows: tuple[FreezeWindow, ...] = ()
     conflict_resolution: str = "litellm_wins"
     db_max_connections: int = 10
     db_idle_timeout_ms: int = 30000

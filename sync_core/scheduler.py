@@ -1,26 +1,36 @@
-"""Scheduled syncs: every ``LITELLM_SYNC_INTERVAL`` seconds, once across all replicas.
+"""Scheduled syncs: every ``LITELLM_SYNC_INTERVAL`` or on ``LITELLM_SYNC_CRON``, once across
+all replicas, paused by an admin switch, skipped (and recorded) inside freeze windows.
 
-Each replica ticks on its own; before syncing it asks the audit log when the last sync
-started, and skips when another replica (or an admin) synced less than an interval ago. The sync
-lock settles the remaining race: the loser gets "already running" and skips.
+Each replica ticks on its own; before syncing it asks the audit log when the last sync (or
+recorded skip) happened, and does nothing when another replica already handled this tick. The
+sync lock settles the remaining race: the loser gets "already running" and skips.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+
+from croniter import croniter
 
 from . import audit
 from .access import Actor
+from .config import FreezeWindow, Settings
+from .control import SCHEDULER_PAUSED, get_control
 from .errors import SyncError
 from .sync import SyncResult, SyncService
 
 log = logging.getLogger("sync_core.scheduler")
 SCHEDULER_ACTOR = Actor("scheduler", "admin")
+SKIPPED_ACTION = "MODELS_SYNC_SKIPPED"
 #: Tolerance so replicas whose ticks drift slightly do not skip a whole interval.
 DUE_FRACTION = 0.9
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class Scheduler:
@@ -29,39 +39,87 @@ class Scheduler:
         service: SyncService,
         interval_s: float,
         *,
+        cron: str | None = None,
+        freeze_windows: Sequence[FreezeWindow] = (),
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         self.service = service
         self.interval_s = interval_s
+        self.cron = cron
+        self.freeze_windows = tuple(freeze_windows)
         self._now = now
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.paused = False
         self.last_run_at: datetime | None = None
         self.last_result: SyncResult | None = None
         self.next_run_at: datetime | None = None
         self.last_skip_reason: str | None = None
 
-    def is_due(self) -> bool:
-        """Whether no sync (by anyone, anywhere) started within the last interval."""
+    # --- when -----------------------------------------------------------------------------
+
+    def next_after(self, moment: datetime) -> datetime:
+        if self.cron:
+            return _aware(croniter(self.cron, moment).get_next(datetime))
+        return moment + timedelta(seconds=self.interval_s)
+
+    def _tick_started(self, now: datetime) -> datetime:
+        """When the current tick began: the cron's last fire time, or one interval ago."""
+        if self.cron:
+            return _aware(croniter(self.cron, now).get_prev(datetime))
+        return now - timedelta(seconds=self.interval_s * DUE_FRACTION)
+
+    def _last_handled(self) -> datetime | None:
+        """The start of the last sync, or the last recorded skip, by anyone."""
+        times = []
         last = audit.last_sync(self.service.engine)
-        if last is None:
-            return True
-        started = last["created_at"]
-        if started.tzinfo is None:
-            started = started.replace(tzinfo=UTC)
-        started -= timedelta(milliseconds=(last.get("metadata") or {}).get("durationMs") or 0)
-        return (self._now() - started).total_seconds() >= self.interval_s * DUE_FRACTION
+        if last is not None:
+            duration_ms = (last.get("metadata") or {}).get("durationMs") or 0
+            times.append(_aware(last["created_at"]) - timedelta(milliseconds=duration_ms))
+        skipped = audit.list_audit(self.service.engine, action=SKIPPED_ACTION, limit=1)
+        if skipped:
+            times.append(_aware(skipped[0]["created_at"]))
+        return max(times) if times else None
+
+    def is_due(self) -> bool:
+        """Whether nobody, anywhere, handled the current tick yet."""
+        handled = self._last_handled()
+        return handled is None or handled < self._tick_started(self._now())
+
+    @property
+    def paused(self) -> bool:
+        state = get_control(self.service.engine, SCHEDULER_PAUSED, {}) or {}
+        return bool(state.get("paused"))
+
+    def frozen_until(self) -> datetime | None:
+        now = self._now()
+        ends = [end for w in self.freeze_windows if (end := w.frozen_until(now)) is not None]
+        return max(ends) if ends else None
+
+    # --- what -----------------------------------------------------------------------------
+
+    def _skip(self, reason: str, *, record: bool) -> None:
+        self.last_skip_reason = reason
+        if record:
+            audit.write_audit(self.service.engine, action=SKIPPED_ACTION, success=True,
+                              metadata={"trigger": "schedule", "actor": SCHEDULER_ACTOR.name,
+                                        "reason": reason})
+        log.info("scheduled sync skipped: %s", reason)
 
     def run_once(self) -> SyncResult | None:
-        """One tick: sync when due and not paused; returns the result, or None when skipped."""
-        self.next_run_at = self._now() + timedelta(seconds=self.interval_s)
-        if self.paused:
-            self.last_skip_reason = "paused by an admin"
-            return None
+        """One tick: sync when due, not paused and not frozen; None when skipped."""
+        now = self._now()
+        self.next_run_at = self.next_after(now)
         try:
             if not self.is_due():
-                self.last_skip_reason = "a sync ran less than an interval ago"
+                self.last_skip_reason = "already handled by this or another replica"
+                return None
+            if self.paused:
+                self._skip("paused by an admin", record=False)
+                return None
+            frozen = self.frozen_until()
+            if frozen is not None:
+                self._skip(f"freeze window until {frozen.isoformat(timespec='minutes')}",
+                           record=True)
                 return None
             result = self.service.run(trigger="schedule", actor=SCHEDULER_ACTOR)
         except SyncError as exc:  # another replica is syncing right now
@@ -72,22 +130,23 @@ class Scheduler:
             log.exception("scheduled sync could not run")
             self.last_skip_reason = "error, see the logs"
             return None
-        self.last_run_at, self.last_result, self.last_skip_reason = self._now(), result, None
+        self.last_run_at, self.last_result, self.last_skip_reason = now, result, None
         return result
 
     def run_forever(self) -> None:
-        log.info("scheduler started: every %s s", self.interval_s)
+        log.info("scheduler started: %s", f"cron {self.cron}" if self.cron
+                 else f"every {self.interval_s} s")
         while not self._stop.is_set():
             self.run_once()
-            self._stop.wait(self.interval_s)
+            wait = (self.next_after(self._now()) - self._now()).total_seconds()
+            self._stop.wait(max(wait, 0.01))
 
     def start(self) -> threading.Thread:
         """Run in a daemon thread (inside the dashboard's server process)."""
         if self._thread is None or not self._thread.is_alive():
             self._stop.clear()
-            self._thread = threading.Thread(
-                target=self.run_forever, name="litemaas-sync-scheduler", daemon=True
-            )
+            self._thread = threading.Thread(target=self.run_forever, name="litemaas-sync-scheduler",
+                                            daemon=True)
             self._thread.start()
         return self._thread
 
@@ -95,3 +154,9 @@ class Scheduler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+def scheduler_for(service: SyncService, settings: Settings) -> Scheduler:
+    """The scheduler the settings describe (interval or cron, freeze windows)."""
+    return Scheduler(service, settings.sync_interval_seconds, cron=settings.sync_cron,
+                     freeze_windows=settings.sync_freeze_windows)

@@ -27,6 +27,8 @@ CASES = {
                      "postgresql://user:password@host:5432/dbname"),
     "LITELLM_AUTO_SYNC": (False, "TRUE", True, "maybe", "true or false"),
     "LITELLM_SYNC_INTERVAL": (60, "5m", 300, "5 minutes", "a number with s, m, h or d"),
+    "LITELLM_SYNC_CRON": (None, " */5  * * * * ", "*/5 * * * *", "hourly", "five fields"),
+    "LITELLM_SYNC_FREEZE": ((), "", (), "0 22 * * 5", "CRON|DURATION"),
     "LITELLM_CONFLICT_RESOLUTION": ("litellm_wins", "Merge", "merge", "newest",
                                     "litellm_wins, database_wins, merge"),
     "DB_MAX_CONNECTIONS": (10, "25", 25, "ten", "whole number"),

@@ -82,7 +82,7 @@ def _round(url, engine, fake, gate, entries):
             outcomes[name] = "ran" if result.success else f"failed:{result.error_message}"
         elif "already running" in (scheduler.last_skip_reason or ""):
             outcomes[name] = "busy"
-        elif "less than an interval" in (scheduler.last_skip_reason or ""):
+        elif "already handled" in (scheduler.last_skip_reason or ""):
             outcomes[name] = "not-due"
         else:
             outcomes[name] = f"?{scheduler.last_skip_reason}"
