@@ -9,7 +9,9 @@ import streamlit as st
 
 from pages import ui
 from sync_core import catalogue_queries as cq
+from sync_core.errors import SyncError
 from sync_core.health import check_health
+from sync_core.scheduler import scheduler_status, set_paused
 
 REFRESH_SECONDS = 30
 TIMELINESS = {
@@ -90,17 +92,46 @@ def tiles() -> None:
         delta_arrow="off",
     )
     st.caption(f"Checked at {ui.fmt_time(report.checked_at)}")
-    if report.issues:
-        st.markdown("**Issues**\n" + "\n".join(f"- {issue}" for issue in report.issues))
+    if report.issues:  # plain text: messages can quote model names and upstream errors
+        st.markdown("**Issues**")
+        st.text("\n".join(f"- {issue}" for issue in report.issues))
     st.subheader("Data-integrity checks")
     if not report.integrity:
         st.success("All data-integrity checks pass.")
     for issue in report.integrity:
         with st.expander(f"{'🔴' if issue.severity == 'error' else '🟠'} {issue.message}"):
-            st.write(", ".join(f"`{m}`" for m in issue.model_ids))
+            st.text(", ".join(issue.model_ids))
 
 
 tiles()
+
+st.subheader("Scheduled syncs")
+status = scheduler_status(app.service, app.settings)
+s = st.columns(4, border=True)
+s[0].metric("Schedule", status.schedule if status.enabled else "off",
+            "LITELLM_AUTO_SYNC=true" if status.enabled else "set LITELLM_AUTO_SYNC=true to enable",
+            delta_color="off", delta_arrow="off")
+s[1].metric("Last scheduled run", ui.fmt_time(status.last_run_at),
+            None if status.last_run_success is None
+            else ("succeeded" if status.last_run_success else "failed"),
+            delta_color="off", delta_arrow="off")
+s[2].metric("Next run", "paused" if status.paused else ui.fmt_time(status.next_run_at),
+            f"frozen until {ui.fmt_time(status.frozen_until)}" if status.frozen_until else None,
+            delta_color="off", delta_arrow="off")
+with s[3]:
+    paused = st.toggle("Pause scheduled syncs", value=status.paused,
+                       disabled=not ident.actor.can_sync,
+                       help=None if ident.actor.can_sync else ident.reason)
+    if status.paused and status.paused_by:
+        st.caption(f"Paused by {status.paused_by}")
+    if status.last_skip:
+        st.caption(f"Last skip: {status.last_skip}")
+if paused != status.paused:
+    try:
+        set_paused(app.service, paused, ident.actor)
+        st.rerun()
+    except SyncError as exc:
+        st.error(str(exc))
 
 st.subheader("History")
 runs = pd.DataFrame(cq.sync_runs(app.runtime.engine, limit=500))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from croniter import croniter
@@ -18,7 +19,7 @@ from croniter import croniter
 from . import audit
 from .access import Actor
 from .config import FreezeWindow, Settings
-from .control import SCHEDULER_PAUSED, get_control
+from .control import SCHEDULER_PAUSED, get_control, set_control
 from .errors import SyncError
 from .sync import SyncResult, SyncService
 
@@ -160,3 +161,54 @@ def scheduler_for(service: SyncService, settings: Settings) -> Scheduler:
     """The scheduler the settings describe (interval or cron, freeze windows)."""
     return Scheduler(service, settings.sync_interval_seconds, cron=settings.sync_cron,
                      freeze_windows=settings.sync_freeze_windows)
+
+
+@dataclass(frozen=True)
+class SchedulerStatus:
+    """What the health page shows about scheduled syncs (shared state, any replica)."""
+
+    enabled: bool
+    schedule: str
+    paused: bool
+    paused_by: str | None
+    frozen_until: datetime | None
+    last_run_at: datetime | None
+    last_run_success: bool | None
+    next_run_at: datetime | None
+    last_skip: str | None
+
+
+def scheduler_status(service: SyncService, settings: Settings,
+                     now: datetime | None = None) -> SchedulerStatus:
+    now = now or datetime.now(UTC)
+    probe = scheduler_for(service, settings)
+    probe._now = lambda: now
+    pause = get_control(service.engine, SCHEDULER_PAUSED, {}) or {}
+    runs = [r for r in audit.list_audit(service.engine, action=audit.SYNC_ACTION, limit=200)
+            if (r.get("metadata") or {}).get("trigger") == "schedule"]
+    skips = audit.list_audit(service.engine, action=SKIPPED_ACTION, limit=1)
+    last = runs[0] if runs else None
+    if settings.sync_cron:
+        next_run = probe.next_after(now)
+    else:  # the tick after the last one anybody handled, or now when that is overdue
+        handled = probe._last_handled()
+        next_run = max(now, probe.next_after(handled)) if handled else now
+    return SchedulerStatus(
+        enabled=settings.auto_sync,
+        schedule=f"cron {settings.sync_cron} (UTC)" if settings.sync_cron
+        else f"every {settings.sync_interval_seconds} s",
+        paused=bool(pause.get("paused")),
+        paused_by=pause.get("by"),
+        frozen_until=probe.frozen_until(),
+        last_run_at=_aware(last["created_at"]) if last else None,
+        last_run_success=bool(last["success"]) if last else None,
+        next_run_at=next_run if settings.auto_sync else None,
+        last_skip=(skips[0]["metadata"] or {}).get("reason") if skips else None,
+    )
+
+
+def set_paused(service: SyncService, paused: bool, actor: Actor) -> None:
+    """The admin's pause switch, shared by every replica (the check is in set_control)."""
+    set_control(service.engine, SCHEDULER_PAUSED,
+                {"paused": paused, "by": actor.name,
+                 "at": datetime.now(UTC).isoformat(timespec="seconds")}, actor)

@@ -263,3 +263,22 @@ def test_start_up_runs_once_per_process(demo: str) -> None:
     engine = create_db_engine(demo)
     startups = [r for r in cq.sync_runs(engine) if r["trigger"] == "startup"]
     assert len(startups) == 1
+
+
+def test_health_page_pause_switch_is_shared_and_admin_only(demo: str) -> None:
+    from sync_core.control import SCHEDULER_PAUSED, get_control
+
+    at = open_page("pages/health.py")
+    assert metrics(at)["Schedule"] == "off"
+    switch = at.toggle[0]
+    assert switch.label == "Pause scheduled syncs" and not switch.disabled
+    switch.set_value(True).run()
+    engine = create_db_engine(demo)
+    state = get_control(engine, SCHEDULER_PAUSED)
+    assert state["paused"] is True and state["by"] == "local-admin"
+    assert metrics(at)["Next run"] == "paused"
+
+
+def test_health_page_pause_switch_is_disabled_for_viewers(empty_production: str) -> None:
+    at = open_page("pages/health.py")
+    assert at.toggle[0].disabled

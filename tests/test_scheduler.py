@@ -12,7 +12,7 @@ from sync_core.access import SYSTEM, Actor
 from sync_core.config import ConfigError, FreezeWindow, Settings
 from sync_core.control import SCHEDULER_PAUSED, set_control
 from sync_core.errors import PermissionDeniedError
-from sync_core.scheduler import SKIPPED_ACTION, Scheduler
+from sync_core.scheduler import SKIPPED_ACTION, Scheduler, scheduler_status, set_paused
 from sync_core.sync import SyncService
 from tests.factories import StaticSource
 
@@ -118,3 +118,17 @@ def test_failed_sync_is_audited_and_the_loop_goes_on(engine, source):
     assert not thread.is_alive()
     rows = audit.list_audit(engine)
     assert len(rows) >= 2 and not any(r["success"] for r in rows)
+
+
+def test_status_shows_schedule_last_and_next_run_and_who_paused(engine, source):
+    settings = Settings.from_env({"LITELLM_AUTO_SYNC": "true", "LITELLM_SYNC_INTERVAL": "10m"})
+    service = SyncService(engine, source)
+    status = scheduler_status(service, settings)
+    assert status.enabled and status.schedule == "every 600 s" and status.last_run_at is None
+    Scheduler(service, 600).run_once()
+    set_paused(service, True, Actor("boss@example.com", "admin"))
+    status = scheduler_status(service, settings)
+    assert status.last_run_success is True and status.paused and status.paused_by == "boss@example.com"
+    assert (status.next_run_at - status.last_run_at).total_seconds() == pytest.approx(600, abs=5)
+    with pytest.raises(PermissionDeniedError):
+        set_paused(service, False, Actor("viewer@example.com", "viewer"))
