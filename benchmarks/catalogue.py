@@ -15,7 +15,10 @@ from typing import Any
 import orjson
 
 FIXTURE_CANDIDATES = (
-    Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "litellm-1.108.7-model_info.json",
+    Path(__file__).resolve().parent.parent
+    / "tests"
+    / "fixtures"
+    / "litellm-1.108.7-model_info.json",
     Path("/work/shared/fixtures/litellm-1.108.7-model_info.json"),
 )
 
@@ -79,8 +82,12 @@ def generate_entries(n: int, seed: int = 42) -> list[dict[str, Any]]:
         info["max_input_tokens"] = context if rng.random() > 0.05 else None
         info["max_tokens"] = min(context, 16384)
         info["max_output_tokens"] = min(context, 16384)
-        for flag in ("supports_vision", "supports_function_calling",
-                     "supports_parallel_function_calling", "supports_tool_choice"):
+        for flag in (
+            "supports_vision",
+            "supports_function_calling",
+            "supports_parallel_function_calling",
+            "supports_tool_choice",
+        ):
             info[flag] = rng.random() < 0.5 if rng.random() > 0.1 else None
         entry["model_name"] = name
         entries.append(entry)
@@ -93,7 +100,9 @@ def change_some(entries: list[dict[str, Any]], fraction: float, seed: int = 7) -
     count = max(1, round(len(entries) * fraction)) if fraction else 0
     for index in rng.sample(range(len(entries)), count):
         info = entries[index]["model_info"]
-        info["input_cost_per_token"] = float(f"{(info.get('input_cost_per_token') or 1e-6) * 1.5:.4g}")
+        info["input_cost_per_token"] = float(
+            f"{(info.get('input_cost_per_token') or 1e-6) * 1.5:.4g}"
+        )
     return count
 
 

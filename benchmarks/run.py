@@ -37,6 +37,7 @@ DEFAULT_PG = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0
 
 # --- databases -----------------------------------------------------------------------------------
 
+
 class Databases:
     def __init__(self, pg_server: str | None, workdir: Path):
         self.pg_server = pg_server
@@ -67,7 +68,9 @@ class Databases:
     def _create_pg(self, template: str | None, prefix: str = "lms_bench") -> str:
         name = f"{prefix}_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(self.pg_server, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"' + (f" TEMPLATE {template}" if template else ""))
+            conn.execute(
+                f'CREATE DATABASE "{name}"' + (f" TEMPLATE {template}" if template else "")
+            )
         self._pg_created.append(name)
         return name
 
@@ -78,8 +81,9 @@ class Databases:
             return self._url(name, proxy_port), lambda: self.drop_pg(name)
         path = self.workdir / f"{uuid.uuid4().hex[:10]}.sqlite3"
         shutil.copy(self.sqlite_template, path)
-        return f"sqlite:///{path}", lambda: [p.unlink(missing_ok=True)
-                                             for p in path.parent.glob(path.name + "*")]
+        return f"sqlite:///{path}", lambda: [
+            p.unlink(missing_ok=True) for p in path.parent.glob(path.name + "*")
+        ]
 
     def drop_pg(self, name: str) -> None:
         with psycopg.connect(self.pg_server, autocommit=True) as conn:  # type: ignore[arg-type]
@@ -94,7 +98,9 @@ class Databases:
 def run_variant(args: dict[str, Any]) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.variants", orjson.dumps(args).decode()],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"{args['variant']} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -103,14 +109,28 @@ def run_variant(args: dict[str, Any]) -> dict[str, Any]:
 
 # --- the measurements ----------------------------------------------------------------------------
 
+
 class Bench:
-    def __init__(self, opts: argparse.Namespace, server: CatalogueServer, dbs: Databases,
-                 proxy: RoundTripProxy | None):
+    def __init__(
+        self,
+        opts: argparse.Namespace,
+        server: CatalogueServer,
+        dbs: Databases,
+        proxy: RoundTripProxy | None,
+    ):
         self.opts, self.server, self.dbs, self.proxy = opts, server, dbs, proxy
         self.results: list[dict[str, Any]] = []
 
-    def measure(self, n: int, scenario: str, variant: str, kind: str, catalogue: str,
-                setup_catalogue: str | None = None, raw_bytes: int = 0) -> None:
+    def measure(
+        self,
+        n: int,
+        scenario: str,
+        variant: str,
+        kind: str,
+        catalogue: str,
+        setup_catalogue: str | None = None,
+        raw_bytes: int = 0,
+    ) -> None:
         """Median of --repeat runs, plus one round-trip-counting run on PostgreSQL."""
         runs = []
         for _ in range(self.opts.repeat):
@@ -122,29 +142,54 @@ class Bench:
             trips = self.proxy.reset()
         seconds = statistics.median(r["seconds"] for r in runs)
         row = {
-            "n": n, "scenario": scenario, "variant": variant, "db": kind,
-            "seconds": seconds, "runs": [round(r["seconds"], 3) for r in runs],
-            "statements": runs[-1].get("statements"), "round_trips": trips,
+            "n": n,
+            "scenario": scenario,
+            "variant": variant,
+            "db": kind,
+            "seconds": seconds,
+            "runs": [round(r["seconds"], 3) for r in runs],
+            "statements": runs[-1].get("statements"),
+            "round_trips": trips,
             "peak_rss_mb": max(r["peak_rss_kb"] for r in runs) / 1024,
             "raw_json_mb": raw_bytes / 1e6,
-            "detail": {k: v for k, v in runs[-1].items()
-                       if k not in ("seconds", "statements", "peak_rss_kb")},
+            "detail": {
+                k: v
+                for k, v in runs[-1].items()
+                if k not in ("seconds", "statements", "peak_rss_kb")
+            },
         }
         self.results.append(row)
-        print(f"  {n:>6} {scenario:<14} {variant:<9} {kind:<6} {seconds:8.3f} s  {row['runs']}",
-              file=sys.stderr, flush=True)
+        print(
+            f"  {n:>6} {scenario:<14} {variant:<9} {kind:<6} {seconds:8.3f} s  {row['runs']}",
+            file=sys.stderr,
+            flush=True,
+        )
 
-    def _once(self, variant: str, kind: str, catalogue: str, setup_catalogue: str | None,
-              counted: bool = False) -> dict[str, Any]:
+    def _once(
+        self,
+        variant: str,
+        kind: str,
+        catalogue: str,
+        setup_catalogue: str | None,
+        counted: bool = False,
+    ) -> dict[str, Any]:
         db_url, drop = self.dbs.fresh(kind)
         try:
             if setup_catalogue is not None:  # the first sync, not measured
-                run_variant({"variant": "product", "db_url": db_url,
-                             "base_url": self.server.base_url(setup_catalogue)})
+                run_variant(
+                    {
+                        "variant": "product",
+                        "db_url": db_url,
+                        "base_url": self.server.base_url(setup_catalogue),
+                    }
+                )
             if counted and self.proxy is not None:
-                db_url = db_url.rsplit(":", 1)[0] + f":{self.proxy.port}/" + db_url.rsplit("/", 1)[1]
-            return run_variant({"variant": variant, "db_url": db_url,
-                                "base_url": self.server.base_url(catalogue)})
+                db_url = (
+                    db_url.rsplit(":", 1)[0] + f":{self.proxy.port}/" + db_url.rsplit("/", 1)[1]
+                )
+            return run_variant(
+                {"variant": variant, "db_url": db_url, "base_url": self.server.base_url(catalogue)}
+            )
         finally:
             drop()
 
@@ -155,52 +200,93 @@ def table(results: list[dict[str, Any]]) -> str:
 
     floors = {key(r): r["seconds"] for r in results if r["variant"] == "floor"}
     per_model = {key(r): r for r in results if r["variant"] == "per_model"}
-    headers = ("N", "scenario", "variant", "db", "median s", "× floor", "per-model ÷",
-               "stmts", "round trips", "@1ms RTT s", "per-model@1ms ÷", "peak RSS MB",
-               "RSS ÷ JSON")
+    headers = (
+        "N",
+        "scenario",
+        "variant",
+        "db",
+        "median s",
+        "× floor",
+        "per-model ÷",
+        "stmts",
+        "round trips",
+        "@1ms RTT s",
+        "per-model@1ms ÷",
+        "peak RSS MB",
+        "RSS ÷ JSON",
+    )
     lines = []
     for r in results:
         f = floors.get(key(r))
         pm = per_model.get(key(r))
         projected = r["seconds"] + r["round_trips"] / 1000 if r["round_trips"] is not None else None
-        pm_projected = (pm["seconds"] + pm["round_trips"] / 1000
-                        if pm and pm["round_trips"] is not None else None)
-        lines.append((
-            f"{r['n']:,}", r["scenario"], r["variant"], r["db"], f"{r['seconds']:.3f}",
-            f"{r['seconds'] / f:.2f}" if f else "",
-            f"{pm['seconds'] / r['seconds']:.1f}×" if pm else "",
-            "" if r["statements"] is None else str(r["statements"]),
-            "" if r["round_trips"] is None else str(r["round_trips"]),
-            f"{projected:.2f}" if projected is not None else "",
-            f"{pm_projected / projected:.1f}×" if projected and pm_projected else "",
-            f"{r['peak_rss_mb']:.0f}",
-            f"{r['peak_rss_mb'] * 1.048576 / r['raw_json_mb']:.2f}" if r["raw_json_mb"] else "",
-        ))
+        pm_projected = (
+            pm["seconds"] + pm["round_trips"] / 1000
+            if pm and pm["round_trips"] is not None
+            else None
+        )
+        lines.append(
+            (
+                f"{r['n']:,}",
+                r["scenario"],
+                r["variant"],
+                r["db"],
+                f"{r['seconds']:.3f}",
+                f"{r['seconds'] / f:.2f}" if f else "",
+                f"{pm['seconds'] / r['seconds']:.1f}×" if pm else "",
+                "" if r["statements"] is None else str(r["statements"]),
+                "" if r["round_trips"] is None else str(r["round_trips"]),
+                f"{projected:.2f}" if projected is not None else "",
+                f"{pm_projected / projected:.1f}×" if projected and pm_projected else "",
+                f"{r['peak_rss_mb']:.0f}",
+                f"{r['peak_rss_mb'] * 1.048576 / r['raw_json_mb']:.2f}" if r["raw_json_mb"] else "",
+            )
+        )
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *lines, strict=True)]
-    out = ["| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |",
-           "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    out += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)) + " |"
-            for line in lines]
+    out = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    out += [
+        "| " + " | ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)) + " |"
+        for line in lines
+    ]
     return "\n".join(out)
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
-                .splitlines() if line.startswith("model name")), platform.processor())
-    mem = next((int(line.split()[1]) // 1024 // 1024 for line in Path("/proc/meminfo").read_text()
-                .splitlines() if line.startswith("MemTotal")), 0)
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem = next(
+        (
+            int(line.split()[1]) // 1024 // 1024
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        0,
+    )
     return f"{os.cpu_count()} CPUs ({cpu}), {mem} GiB RAM, Python {platform.python_version()}"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--sizes", default="1000,10000,25000")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--db", default="pg,sqlite", help="pg, sqlite or both")
     parser.add_argument("--pg", default=DEFAULT_PG, help="server URL (may CREATE DATABASE)")
-    parser.add_argument("--resync-size", type=int, default=10000,
-                        help="N for the re-sync scenarios (0 = skip)")
+    parser.add_argument(
+        "--resync-size", type=int, default=10000, help="N for the re-sync scenarios (0 = skip)"
+    )
     parser.add_argument("--plan-size", type=int, default=10000, help="N for plan() (0 = skip)")
     parser.add_argument("--no-per-model", action="store_true")
     parser.add_argument("--no-round-trips", action="store_true")
@@ -231,36 +317,55 @@ def main(argv: list[str] | None = None) -> None:
                 del entries
                 for kind in kinds:
                     if n in sizes:
-                        for variant in ("floor", "product") + (() if opts.no_per_model else ("per_model",)):
-                            bench.measure(n, "first sync", variant, kind, "v0", raw_bytes=len(first))
+                        for variant in ("floor", "product") + (
+                            () if opts.no_per_model else ("per_model",)
+                        ):
+                            bench.measure(
+                                n, "first sync", variant, kind, "v0", raw_bytes=len(first)
+                            )
                     if n == opts.resync_size:
                         bench.measure(n, "re-sync 0%", "product", kind, "v0", "v0", len(first))
                         bench.measure(n, "re-sync 1%", "product", kind, "v1pct", "v0", len(first))
             if opts.plan_size:
-                runs = [run_variant({"variant": "plan", "n": opts.plan_size, "seed": opts.seed})
-                        for _ in range(opts.repeat)]
-                bench.results.append({
-                    "n": opts.plan_size, "scenario": "plan() alone", "variant": "plan", "db": "-",
-                    "seconds": statistics.median(r["seconds"] for r in runs),
-                    "runs": [round(r["seconds"], 3) for r in runs], "statements": 0,
-                    "round_trips": None, "peak_rss_mb": max(r["peak_rss_kb"] for r in runs) / 1024,
-                    "raw_json_mb": 0,
-                    "detail": {"plan_vs_empty": statistics.median(r["plan_vs_empty"] for r in runs),
-                               "map_catalogue": statistics.median(r["map_catalogue"] for r in runs)},
-                })
+                runs = [
+                    run_variant({"variant": "plan", "n": opts.plan_size, "seed": opts.seed})
+                    for _ in range(opts.repeat)
+                ]
+                bench.results.append(
+                    {
+                        "n": opts.plan_size,
+                        "scenario": "plan() alone",
+                        "variant": "plan",
+                        "db": "-",
+                        "seconds": statistics.median(r["seconds"] for r in runs),
+                        "runs": [round(r["seconds"], 3) for r in runs],
+                        "statements": 0,
+                        "round_trips": None,
+                        "peak_rss_mb": max(r["peak_rss_kb"] for r in runs) / 1024,
+                        "raw_json_mb": 0,
+                        "detail": {
+                            "plan_vs_empty": statistics.median(r["plan_vs_empty"] for r in runs),
+                            "map_catalogue": statistics.median(r["map_catalogue"] for r in runs),
+                        },
+                    }
+                )
     finally:
         if proxy is not None:
             proxy.close()
         dbs.close()
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"# {time.strftime('%Y-%m-%d %H:%M')} — {machine()}; {opts.repeat} runs per row; "
-          f"took {time.time() - started:.0f} s")
+    print(
+        f"# {time.strftime('%Y-%m-%d %H:%M')} — {machine()}; {opts.repeat} runs per row; "
+        f"took {time.time() - started:.0f} s"
+    )
     print(table(bench.results))
     for r in bench.results:
         if r["scenario"] == "plan() alone":
-            print(f"\nplan() for {r['n']:,} models: {r['seconds']:.3f} s against an identical "
-                  f"database, {r['detail']['plan_vs_empty']:.3f} s against an empty one "
-                  f"(map_catalogue: {r['detail']['map_catalogue']:.3f} s)")
+            print(
+                f"\nplan() for {r['n']:,} models: {r['seconds']:.3f} s against an identical "
+                f"database, {r['detail']['plan_vs_empty']:.3f} s against an empty one "
+                f"(map_catalogue: {r['detail']['map_catalogue']:.3f} s)"
+            )
     if opts.json:
         opts.json.write_text(orjson.dumps(bench.results, option=orjson.OPT_INDENT_2).decode())
 

@@ -12,6 +12,7 @@ the driver does (BEGIN, COPY, pre-ping, prepared statements), which SQL-statemen
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,8 +25,11 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         name, _, rest = path.lstrip("/").partition("/")
         body = self.server.bodies.get(name)  # type: ignore[attr-defined]
-        if body is None or "/" + rest not in ("/model/info", "/v1/model/info",
-                                              "/health/liveliness"):
+        if body is None or "/" + rest not in (
+            "/model/info",
+            "/v1/model/info",
+            "/health/liveliness",
+        ):
             body, code = b'{"detail":"Not Found"}', 404
         else:
             code = 200
@@ -92,13 +96,16 @@ class RoundTripProxy:
             for s in (client, server):
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             state = {"last": "s2c"}  # the server speaks last before the client's first message
-            threading.Thread(target=self._pump, args=(client, server, "c2s", state),
-                             daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, "s2c", state),
-                             daemon=True).start()
+            threading.Thread(
+                target=self._pump, args=(client, server, "c2s", state), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._pump, args=(server, client, "s2c", state), daemon=True
+            ).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket, direction: str,
-              state: dict[str, str]) -> None:
+    def _pump(
+        self, source: socket.socket, sink: socket.socket, direction: str, state: dict[str, str]
+    ) -> None:
         try:
             while True:
                 data = source.recv(1 << 20)
@@ -114,7 +121,5 @@ class RoundTripProxy:
             pass
         finally:
             for s in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass

@@ -19,10 +19,21 @@ from urllib.parse import urlsplit
 import orjson
 
 MODEL_COLUMNS = (
-    "id", "name", "provider", "description", "context_length", "input_cost_per_token",
-    "output_cost_per_token", "supports_vision", "supports_function_calling",
-    "supports_parallel_function_calling", "supports_tool_choice", "supports_streaming",
-    "features", "availability", "metadata",
+    "id",
+    "name",
+    "provider",
+    "description",
+    "context_length",
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "supports_vision",
+    "supports_function_calling",
+    "supports_parallel_function_calling",
+    "supports_tool_choice",
+    "supports_streaming",
+    "features",
+    "availability",
+    "metadata",
 )
 
 
@@ -39,6 +50,7 @@ def _count_statements(engine: Any) -> list[int]:
 
 
 # --- this product --------------------------------------------------------------------------------
+
 
 def product(args: dict[str, Any]) -> dict[str, Any]:
     """The real SyncService with the real LiteLLMClient over HTTP, as ``litemaas-sync sync``."""
@@ -65,6 +77,7 @@ def product(args: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- the floor: fetch + orjson + COPY, the best pipeline this machine runs -----------------------
+
 
 def _fetch(base_url: str) -> bytearray:
     """One GET into a buffer of the announced length (no chunk list, no join)."""
@@ -93,9 +106,12 @@ def _lean_rows(entries: list[dict[str, Any]], *, sqlite: bool) -> list[tuple[Any
         params = e.get("litellm_params") or {}
         name = e["model_name"]
         model = params.get("model") or ""
-        provider = (params.get("custom_llm_provider")
-                    or (model.split("/", 1)[0] if "/" in model else None)
-                    or info.get("litellm_provider") or "unknown")
+        provider = (
+            params.get("custom_llm_provider")
+            or (model.split("/", 1)[0] if "/" in model else None)
+            or info.get("litellm_provider")
+            or "unknown"
+        )
         cost_in = info.get("input_cost_per_token")
         if cost_in is None:
             cost_in = params.get("input_cost_per_token")
@@ -108,20 +124,41 @@ def _lean_rows(entries: list[dict[str, Any]], *, sqlite: bool) -> list[tuple[Any
         vision = bool(info.get("supports_vision"))
         function_calling = bool(info.get("supports_function_calling"))
         parallel = bool(info.get("supports_parallel_function_calling"))
-        features = [f for f, on in (("function_calling", function_calling),
-                                    ("parallel_function_calling", parallel),
-                                    ("vision", vision)) if on] + ["chat"]
-        metadata = orjson.dumps({
-            "litellm_model_info": {k: v for k, v in info.items() if v is not None},
-            "litellm_params": {k: v for k, v in params.items() if v is not None},
-        }).decode()
+        features = [
+            f
+            for f, on in (
+                ("function_calling", function_calling),
+                ("parallel_function_calling", parallel),
+                ("vision", vision),
+            )
+            if on
+        ] + ["chat"]
+        metadata = orjson.dumps(
+            {
+                "litellm_model_info": {k: v for k, v in info.items() if v is not None},
+                "litellm_params": {k: v for k, v in params.items() if v is not None},
+            }
+        ).decode()
         streaming = info.get("supports_streaming")
-        rows.append((
-            name, name, provider, info.get("description"), context, cost_in, cost_out, vision,
-            function_calling, parallel, bool(info.get("supports_tool_choice")),
-            True if streaming is None else bool(streaming),
-            orjson.dumps(features).decode() if sqlite else features, "available", metadata,
-        ))
+        rows.append(
+            (
+                name,
+                name,
+                provider,
+                info.get("description"),
+                context,
+                cost_in,
+                cost_out,
+                vision,
+                function_calling,
+                parallel,
+                bool(info.get("supports_tool_choice")),
+                True if streaming is None else bool(streaming),
+                orjson.dumps(features).decode() if sqlite else features,
+                "available",
+                metadata,
+            )
+        )
     return rows
 
 
@@ -157,6 +194,7 @@ def floor(args: dict[str, Any]) -> dict[str, Any]:
 
 # --- the per-model baseline: the reference implementation's loop --------------------------------
 
+
 def per_model(args: dict[str, Any]) -> dict[str, Any]:
     """Same fetch, parse and mapping as the product; then SELECT + INSERT/UPDATE per model."""
     import sqlalchemy as sa
@@ -173,17 +211,24 @@ def per_model(args: dict[str, Any]) -> dict[str, Any]:
     meta = "CAST(:metadata AS jsonb)" if postgres else ":metadata"
     names = ", ".join(MODEL_COLUMNS)
     values = ", ".join(f":{c}" if c != "metadata" else meta for c in MODEL_COLUMNS)
-    insert = sa.text(f"INSERT INTO models ({names}, created_at, updated_at) "
-                     f"VALUES ({values}, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)")
-    sets = ", ".join(f"{c} = {meta}" if c == "metadata" else f"{c} = :{c}"
-                     for c in MODEL_COLUMNS[1:])
+    insert = sa.text(
+        f"INSERT INTO models ({names}, created_at, updated_at) "
+        f"VALUES ({values}, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+    )
+    sets = ", ".join(
+        f"{c} = {meta}" if c == "metadata" else f"{c} = :{c}" for c in MODEL_COLUMNS[1:]
+    )
     update = sa.text(f"UPDATE models SET {sets}, updated_at = CURRENT_TIMESTAMP WHERE id = :id")
     select = sa.text(f"SELECT {names} FROM models WHERE id = :id")
     inserted = updated = 0
     with engine.begin() as conn:
         for row in catalogue.rows.values():
-            params = {c: getattr(row, c) for c in MODEL_COLUMNS if c not in ("features", "metadata")}
-            params["features"] = list(row.features) if postgres else orjson.dumps(row.features).decode()
+            params = {
+                c: getattr(row, c) for c in MODEL_COLUMNS if c not in ("features", "metadata")
+            }
+            params["features"] = (
+                list(row.features) if postgres else orjson.dumps(row.features).decode()
+            )
             params["metadata"] = row.metadata_json.decode()
             if not postgres:  # the product stores SQLite prices as exact text, so does this
                 for cost in ("input_cost_per_token", "output_cost_per_token"):
@@ -195,11 +240,16 @@ def per_model(args: dict[str, Any]) -> dict[str, Any]:
             else:
                 conn.execute(update, params)
                 updated += 1
-    return {"seconds": time.perf_counter() - started, "statements": counter[0],
-            "new": inserted, "updated": updated}
+    return {
+        "seconds": time.perf_counter() - started,
+        "statements": counter[0],
+        "new": inserted,
+        "updated": updated,
+    }
 
 
 # --- plan() alone ------------------------------------------------------------------------------
+
 
 def plan_only(args: dict[str, Any]) -> dict[str, Any]:
     """``build_plan`` on N mapped models, against an empty database and an identical one."""

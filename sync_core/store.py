@@ -1,41 +1,73 @@
 """Reading the current catalogue and writing a plan, set-based, on PostgreSQL and SQLite.
 
-Every write is one statement per kind of change whatever the number of models: the rows travel
-as one JSON document that the database unpacks (``jsonb_to_recordset`` on PostgreSQL,
-``json_each`` on SQLite). The caller owns the transaction; nothing here commits.
+The number of statements per sync does not depend on the number of models, and on PostgreSQL
+no statement carries the rows as one big parameter: they stream in with ``COPY``.
+
+- PostgreSQL: new rows are ``COPY``-ed straight into ``models``; rewritten rows are ``COPY``-ed
+  into a temporary table (dropped at commit) and applied by one ``UPDATE ... FROM``.
+- SQLite (in-process, no round trips): one prepared ``INSERT`` / ``UPDATE`` run by
+  ``executemany`` (a single statement to SQLAlchemy, bound by SQLite's C loop).
+- Reading runs one ``SELECT`` on the driver cursor (plain tuples, no ORM row objects) with the
+  metadata as text, parsed once with orjson.
+
+Statements sent on the driver cursor are announced to SQLAlchemy's ``before_cursor_execute`` /
+``after_cursor_execute`` listeners like any other, and driver errors are raised as SQLAlchemy
+``DBAPIError`` subclasses, so callers see the same statements and the same errors as before.
+The caller owns the transaction; nothing here commits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
 
+from .bulk import gc_paused
 from .db import is_postgres
-from .mapping import COST_QUANTUM, ModelRow, canonical_json
+from .mapping import COST_QUANTUM, ModelRow
 from .plan import INSERT, MARK_UNAVAILABLE, RESTORE, UPDATE, SyncPlan
-from .schema import models
+from .schema import MODEL_WRITE_COLUMNS, models
+
+T = TypeVar("T")
+
+# --- the driver cursor, seen by SQLAlchemy --------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _driver_cursor(conn: sa.Connection, statement: str) -> Iterator[Any]:
+    """A DB-API cursor of the connection's transaction, for one ``statement``.
+
+    Listeners see the statement as if SQLAlchemy had run it, and a driver error becomes the
+    SQLAlchemy exception SQLAlchemy itself would have raised.
+    """
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is None:  # pragma: no cover - a closed connection
+        raise sa.exc.ResourceClosedError("This Connection is closed")
+    cursor = dbapi.cursor()
+    try:
+        conn.dispatch.before_cursor_execute(conn, cursor, statement, (), None, False)
+        try:
+            yield cursor
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise sa.exc.DBAPIError.instance(
+                statement, None, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
+            ) from exc
+        conn.dispatch.after_cursor_execute(conn, cursor, statement, (), None, False)
+    finally:
+        cursor.close()
+
+
+def _run(conn: sa.Connection, statement: str, work: Callable[[Any], T]) -> T:
+    with _driver_cursor(conn, statement) as cursor:
+        return work(cursor)
+
 
 # --- reading -----------------------------------------------------------------------------------
-
-_READ_COLUMNS = (
-    "id",
-    "name",
-    "provider",
-    "description",
-    "context_length",
-    "input_cost_per_token",
-    "output_cost_per_token",
-    "supports_vision",
-    "supports_function_calling",
-    "supports_parallel_function_calling",
-    "supports_tool_choice",
-    "supports_streaming",
-    "availability",
-)
 
 
 def to_cost(value: Any) -> Decimal | None:
@@ -58,170 +90,215 @@ def _features(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
+_READ_SQL = """SELECT id, name, provider, description, context_length, input_cost_per_token,
+    output_cost_per_token, supports_vision, supports_function_calling,
+    supports_parallel_function_calling, supports_tool_choice, supports_streaming, features,
+    availability, {metadata} FROM models"""
+_PG_READ = _READ_SQL.format(metadata="CAST(metadata AS text)")
+_SQLITE_READ = _READ_SQL.format(metadata="CAST(metadata AS text)")
+
+
+def _metadata(text: str | bytes | None) -> tuple[dict[str, Any], bytes]:
+    """The stored metadata as a dict and as the canonical JSON the plan compares."""
+    if not text:
+        return {}, b"{}"
+    value = orjson.loads(text)
+    if not isinstance(value, dict):
+        value = {"value": value}
+    return value, orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+
+
 def read_current_rows(conn: sa.Connection) -> dict[str, ModelRow]:
     """Every ``models`` row as the plan compares it (one SELECT)."""
-    columns = [models.c[name] for name in _READ_COLUMNS]
-    query = sa.select(
-        *columns,
-        sa.cast(models.c.features, sa.Text).label("features_json")
-        if not is_postgres(conn)
-        else models.c.features,
-        sa.cast(models.c.metadata, sa.Text).label("metadata_text"),
-    )
+    sql = _PG_READ if is_postgres(conn) else _SQLITE_READ
+
+    def fetch(cursor: Any) -> list[tuple[Any, ...]]:
+        cursor.execute(sql)
+        return cursor.fetchall()
+
     rows: dict[str, ModelRow] = {}
-    for record in conn.execute(query).mappings():
-        metadata = orjson.loads(record["metadata_text"]) if record["metadata_text"] else {}
-        if not isinstance(metadata, dict):
-            metadata = {"value": metadata}
-        features = record["features"] if "features" in record else record["features_json"]
-        rows[record["id"]] = ModelRow(
-            id=record["id"],
-            name=record["name"],
-            provider=record["provider"],
-            description=record["description"],
-            context_length=record["context_length"],
-            input_cost_per_token=to_cost(record["input_cost_per_token"]),
-            output_cost_per_token=to_cost(record["output_cost_per_token"]),
-            supports_vision=bool(record["supports_vision"]),
-            supports_function_calling=bool(record["supports_function_calling"]),
-            supports_parallel_function_calling=bool(record["supports_parallel_function_calling"]),
-            supports_tool_choice=bool(record["supports_tool_choice"]),
-            supports_streaming=bool(record["supports_streaming"])
-            if record["supports_streaming"] is not None
-            else True,
-            features=_features(features),
-            availability=record["availability"] or "available",
-            metadata=metadata,
-            metadata_json=canonical_json(metadata),
-        )
+    with gc_paused():
+        _build_rows(_run(conn, sql, fetch), rows)
     return rows
+
+
+def _build_rows(records: list[tuple[Any, ...]], rows: dict[str, ModelRow]) -> None:
+    for (
+        model_id,
+        name,
+        provider,
+        description,
+        context_length,
+        cost_in,
+        cost_out,
+        vision,
+        function_calling,
+        parallel,
+        tool_choice,
+        streaming,
+        features,
+        availability,
+        metadata_text,
+    ) in records:
+        metadata, metadata_json = _metadata(metadata_text)
+        rows[model_id] = ModelRow(
+            id=model_id,
+            name=name,
+            provider=provider,
+            description=description,
+            context_length=context_length,
+            input_cost_per_token=to_cost(cost_in),
+            output_cost_per_token=to_cost(cost_out),
+            supports_vision=bool(vision),
+            supports_function_calling=bool(function_calling),
+            supports_parallel_function_calling=bool(parallel),
+            supports_tool_choice=bool(tool_choice),
+            supports_streaming=bool(streaming) if streaming is not None else True,
+            features=_features(features),
+            availability=availability or "available",
+            metadata=metadata,
+            metadata_json=metadata_json,
+        )
 
 
 # --- writing -----------------------------------------------------------------------------------
 
-
-def _payload(rows: Iterable[ModelRow]) -> str:
-    """The rows as one JSON array; metadata is embedded as its canonical JSON, not re-encoded."""
-    return orjson.dumps(
-        [
-            {
-                "id": r.id,
-                "name": r.name,
-                "provider": r.provider,
-                "description": r.description,
-                "context_length": r.context_length,
-                "input_cost_per_token": None
-                if r.input_cost_per_token is None
-                else str(r.input_cost_per_token),
-                "output_cost_per_token": None
-                if r.output_cost_per_token is None
-                else str(r.output_cost_per_token),
-                "supports_vision": r.supports_vision,
-                "supports_function_calling": r.supports_function_calling,
-                "supports_parallel_function_calling": r.supports_parallel_function_calling,
-                "supports_tool_choice": r.supports_tool_choice,
-                "supports_streaming": r.supports_streaming,
-                "features": list(r.features),
-                "availability": r.availability,
-                "metadata": orjson.Fragment(r.metadata_json),
-            }
-            for r in rows
-        ]
-    ).decode()
+_COLUMNS = ", ".join(MODEL_WRITE_COLUMNS)
 
 
-_PG_RECORD = """jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
-    id text, name text, provider text, description text, context_length integer,
-    input_cost_per_token numeric, output_cost_per_token numeric, supports_vision boolean,
-    supports_function_calling boolean, supports_parallel_function_calling boolean,
-    supports_tool_choice boolean, supports_streaming boolean, features jsonb,
-    availability text, metadata jsonb)"""
+def _pg_record(r: ModelRow) -> tuple[Any, ...]:
+    """One row for COPY (text format): psycopg formats decimals, booleans and the text[]."""
+    return (
+        r.id,
+        r.name,
+        r.provider,
+        r.description,
+        r.context_length,
+        r.input_cost_per_token,
+        r.output_cost_per_token,
+        r.supports_vision,
+        r.supports_function_calling,
+        r.supports_parallel_function_calling,
+        r.supports_tool_choice,
+        r.supports_streaming,
+        list(r.features),
+        r.availability,
+        r.metadata_json.decode(),  # the canonical JSON as it is: never re-encoded
+    )
+
+
+def _sqlite_record(r: ModelRow) -> tuple[Any, ...]:
+    return (
+        r.id,
+        r.name,
+        r.provider,
+        r.description,
+        r.context_length,
+        None if r.input_cost_per_token is None else str(r.input_cost_per_token),
+        None if r.output_cost_per_token is None else str(r.output_cost_per_token),
+        r.supports_vision,
+        r.supports_function_calling,
+        r.supports_parallel_function_calling,
+        r.supports_tool_choice,
+        r.supports_streaming,
+        orjson.dumps(r.features).decode(),
+        r.availability,
+        r.metadata_json.decode(),
+    )
+
+
+def _pg_copy(
+    conn: sa.Connection, table: str, columns: str, records: Iterable[tuple[Any, ...]]
+) -> int:
+    statement = f"COPY {table} ({columns}) FROM STDIN"
+
+    def copy(cursor: Any) -> int:
+        count = 0
+        with cursor.copy(statement) as stream:
+            for record in records:
+                stream.write_row(record)
+                count += 1
+        return count
+
+    return _run(conn, statement, copy)
+
+
+_PG_STAGE_COLUMNS = """id text, name text, provider text, description text,
+    context_length integer, input_cost_per_token numeric, output_cost_per_token numeric,
+    supports_vision boolean, supports_function_calling boolean,
+    supports_parallel_function_calling boolean, supports_tool_choice boolean,
+    supports_streaming boolean, features text[], availability text, metadata jsonb"""
 
 _PG_INSERT = f"""
-INSERT INTO models (id, name, provider, description, context_length, input_cost_per_token,
-    output_cost_per_token, supports_vision, supports_function_calling,
-    supports_parallel_function_calling, supports_tool_choice, supports_streaming, features,
-    availability, metadata, created_at, updated_at)
-SELECT r.id, r.name, r.provider, r.description, r.context_length, r.input_cost_per_token,
-    r.output_cost_per_token, r.supports_vision, r.supports_function_calling,
-    r.supports_parallel_function_calling, r.supports_tool_choice, r.supports_streaming,
-    ARRAY(SELECT jsonb_array_elements_text(r.features)), r.availability, r.metadata, now(), now()
-FROM {_PG_RECORD}"""
+INSERT INTO models ({_COLUMNS}, created_at, updated_at)
+SELECT {_COLUMNS}, now(), now() FROM {{stage}}"""
 
-_PG_UPDATE = f"""
+_PG_UPDATE = """
 UPDATE models AS m SET name = r.name, provider = r.provider,
     description = COALESCE(m.description, r.description), context_length = r.context_length,
     input_cost_per_token = r.input_cost_per_token, output_cost_per_token = r.output_cost_per_token,
     supports_vision = r.supports_vision, supports_function_calling = r.supports_function_calling,
     supports_parallel_function_calling = r.supports_parallel_function_calling,
     supports_tool_choice = r.supports_tool_choice, supports_streaming = r.supports_streaming,
-    features = ARRAY(SELECT jsonb_array_elements_text(r.features)),
-    availability = r.availability, metadata = r.metadata, updated_at = now()
-FROM {_PG_RECORD}
+    features = r.features, availability = r.availability, metadata = r.metadata,
+    updated_at = now()
+FROM {stage} AS r
 WHERE m.id = r.id"""
 
 _PG_SET_AVAILABILITY = """
 UPDATE models SET availability = :availability, updated_at = now()
 WHERE id IN (SELECT jsonb_array_elements_text(CAST(:ids AS jsonb)))"""
 
-_SQLITE_RECORD = """(SELECT
-    json_extract(value, '$.id') AS id, json_extract(value, '$.name') AS name,
-    json_extract(value, '$.provider') AS provider,
-    json_extract(value, '$.description') AS description,
-    json_extract(value, '$.context_length') AS context_length,
-    json_extract(value, '$.input_cost_per_token') AS input_cost_per_token,
-    json_extract(value, '$.output_cost_per_token') AS output_cost_per_token,
-    json_extract(value, '$.supports_vision') AS supports_vision,
-    json_extract(value, '$.supports_function_calling') AS supports_function_calling,
-    json_extract(value, '$.supports_parallel_function_calling') AS supports_parallel_function_calling,
-    json_extract(value, '$.supports_tool_choice') AS supports_tool_choice,
-    json_extract(value, '$.supports_streaming') AS supports_streaming,
-    json_extract(value, '$.features') AS features,
-    json_extract(value, '$.availability') AS availability,
-    json_extract(value, '$.metadata') AS metadata
-  FROM json_each(:rows)) AS r"""
-
 _SQLITE_INSERT = f"""
-INSERT INTO models (id, name, provider, description, context_length, input_cost_per_token,
-    output_cost_per_token, supports_vision, supports_function_calling,
-    supports_parallel_function_calling, supports_tool_choice, supports_streaming, features,
-    availability, metadata, created_at, updated_at)
-SELECT r.id, r.name, r.provider, r.description, r.context_length, r.input_cost_per_token,
-    r.output_cost_per_token, r.supports_vision, r.supports_function_calling,
-    r.supports_parallel_function_calling, r.supports_tool_choice, r.supports_streaming,
-    r.features, r.availability, r.metadata, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP
-FROM {_SQLITE_RECORD}"""
+INSERT INTO models ({_COLUMNS}, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"""
 
-_SQLITE_UPDATE = f"""
-UPDATE models SET name = r.name, provider = r.provider,
-    description = COALESCE(models.description, r.description), context_length = r.context_length,
-    input_cost_per_token = r.input_cost_per_token, output_cost_per_token = r.output_cost_per_token,
-    supports_vision = r.supports_vision, supports_function_calling = r.supports_function_calling,
-    supports_parallel_function_calling = r.supports_parallel_function_calling,
-    supports_tool_choice = r.supports_tool_choice, supports_streaming = r.supports_streaming,
-    features = r.features, availability = r.availability, metadata = r.metadata,
+_SQLITE_UPDATE = """
+UPDATE models SET name = ?2, provider = ?3, description = COALESCE(description, ?4),
+    context_length = ?5, input_cost_per_token = ?6, output_cost_per_token = ?7,
+    supports_vision = ?8, supports_function_calling = ?9,
+    supports_parallel_function_calling = ?10, supports_tool_choice = ?11,
+    supports_streaming = ?12, features = ?13, availability = ?14, metadata = ?15,
     updated_at = CURRENT_TIMESTAMP
-FROM {_SQLITE_RECORD}
-WHERE models.id = r.id"""
+WHERE id = ?1"""
 
 _SQLITE_SET_AVAILABILITY = """
 UPDATE models SET availability = :availability, updated_at = CURRENT_TIMESTAMP
 WHERE id IN (SELECT value FROM json_each(:ids))"""
 
 
+def _sqlite_many(conn: sa.Connection, statement: str, rows: list[ModelRow]) -> int:
+    def run(cursor: Any) -> int:
+        cursor.executemany(statement, [_sqlite_record(r) for r in rows])
+        return cursor.rowcount
+
+    return _run(conn, statement, run)
+
+
+def _pg_staged(conn: sa.Connection, rows: list[ModelRow], statement: str) -> int:
+    """COPY the rows into a temporary table (dropped at commit), then run one set-based
+    ``statement`` from it. The rows travel as COPY's stream, never as one big parameter."""
+    stage = f"_litemaas_sync_{uuid.uuid4().hex[:12]}"
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {stage} ({_PG_STAGE_COLUMNS}) ON COMMIT DROP")
+    _pg_copy(conn, stage, _COLUMNS, (_pg_record(r) for r in rows))
+    return conn.exec_driver_sql(statement.format(stage=stage)).rowcount
+
+
 def insert_rows(conn: sa.Connection, rows: list[ModelRow]) -> int:
     if not rows:
         return 0
-    sql = _PG_INSERT if is_postgres(conn) else _SQLITE_INSERT
-    return conn.execute(sa.text(sql), {"rows": _payload(rows)}).rowcount
+    if not is_postgres(conn):
+        return _sqlite_many(conn, _SQLITE_INSERT, rows)
+    return _pg_staged(conn, rows, _PG_INSERT)
 
 
 def update_rows(conn: sa.Connection, rows: list[ModelRow]) -> int:
     """Rewrite the synced fields; description only where the database has none."""
     if not rows:
         return 0
-    sql = _PG_UPDATE if is_postgres(conn) else _SQLITE_UPDATE
-    return conn.execute(sa.text(sql), {"rows": _payload(rows)}).rowcount
+    if not is_postgres(conn):
+        return _sqlite_many(conn, _SQLITE_UPDATE, rows)
+    return _pg_staged(conn, rows, _PG_UPDATE)
 
 
 def set_availability(conn: sa.Connection, ids: list[str], availability: str) -> int:
@@ -234,6 +311,11 @@ def set_availability(conn: sa.Connection, ids: list[str], availability: str) -> 
 
 def apply_plan(conn: sa.Connection, plan: SyncPlan) -> Mapping[str, int]:
     """Write every change of the plan inside the caller's transaction; return rows touched."""
+    with gc_paused():
+        return _apply_plan(conn, plan)
+
+
+def _apply_plan(conn: sa.Connection, plan: SyncPlan) -> Mapping[str, int]:
     inserts = [a.target for a in plan.by_action(INSERT) if a.target]
     rewrites = [a.target for a in plan.actions if a.action in (UPDATE, RESTORE) and a.target]
     unavailable = [a.model_id for a in plan.by_action(MARK_UNAVAILABLE)]
