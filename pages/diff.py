@@ -73,8 +73,8 @@ with st.expander("What forceUpdate and markUnavailable change"):
     )
 
 st.subheader("Models")
-labels = {ui.ACTION_LABELS[a]: a for a in ACTIONS}
-default = [ui.ACTION_LABELS[a] for a in ACTIONS if a != UNCHANGED and summary[a]]
+labels = {ui.ACTION_LABELS[a]: a for a in ACTIONS if a in summary}
+default = [ui.ACTION_LABELS[a] for a in ACTIONS if a != UNCHANGED and summary.get(a)]
 shown = st.multiselect("Show actions", list(labels), default=default, key="diff_actions")
 table = ui.plan_table(plan, [labels[s] for s in shown])
 if table.empty:

@@ -20,6 +20,7 @@ from sync_core.api import AppRuntime, Identity, get_app_runtime, resolve_identit
 from sync_core.config import Settings
 from sync_core.errors import SyncError
 from sync_core.plan import (
+    DELETE,
     INSERT,
     MARK_UNAVAILABLE,
     RESTORE,
@@ -37,6 +38,7 @@ ACTION_LABELS = {
     MARK_UNAVAILABLE: "to mark unavailable",
     RESTORE: "restored",
     SKIP: "skipped",
+    DELETE: "to delete (retention)",
 }
 REVIEWED_KEY = "reviewed_plan"  # session_state: the plan reviewed on the Diff page
 

@@ -130,7 +130,7 @@ class SyncMetrics:
     def observe_plan(self, plan: Any) -> None:
         from .plan import WRITING_ACTIONS
 
-        self.pending.set(sum(plan.summary[a] for a in WRITING_ACTIONS))
+        self.pending.set(sum(plan.summary.get(a, 0) for a in WRITING_ACTIONS))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

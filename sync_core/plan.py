@@ -12,12 +12,14 @@ import dataclasses
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from .mapping import SYNCED_FIELDS, MappedCatalogue, ModelDataError, ModelRow, Skip, map_entry
+from .policy import ModelPolicy, Selection, approval_key, policies_digest, suspicious_changes
 
 INSERT = "insert"
 UPDATE = "update"
@@ -25,9 +27,11 @@ MARK_UNAVAILABLE = "mark_unavailable"
 RESTORE = "restore"
 UNCHANGED = "unchanged"
 SKIP = "skip"
-ACTIONS = (INSERT, UPDATE, MARK_UNAVAILABLE, RESTORE, UNCHANGED, SKIP)
+#: Retention only (``retention_days``): a model unavailable for longer is deleted.
+DELETE = "delete"
+ACTIONS = (INSERT, UPDATE, MARK_UNAVAILABLE, RESTORE, UNCHANGED, SKIP, DELETE)
 #: Actions that write to the database.
-WRITING_ACTIONS = frozenset({INSERT, UPDATE, MARK_UNAVAILABLE, RESTORE})
+WRITING_ACTIONS = frozenset({INSERT, UPDATE, MARK_UNAVAILABLE, RESTORE, DELETE})
 
 AVAILABLE = "available"
 UNAVAILABLE = "unavailable"
@@ -42,6 +46,14 @@ class SyncOptions:
     conflict_resolution: str = "litellm_wins"
     #: Let an empty catalogue mark every available model unavailable (explicit admin override).
     allow_empty_catalogue: bool = False
+    #: Which models this sync may touch (providers, name patterns, hand-picked ids).
+    selection: Selection = field(default_factory=Selection)
+    #: Keep suspicious changes back unless approved (scheduled syncs).
+    hold_suspicious: bool = False
+    #: ``policy.approval_key``s of suspicious changes an admin approved.
+    approvals: frozenset[str] = frozenset()
+    #: Delete models unavailable for longer than this many days (None: keep them forever).
+    retention_days: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +61,10 @@ class SyncOptions:
             "markUnavailable": self.mark_unavailable,
             "conflictResolution": self.conflict_resolution,
             "allowEmptyCatalogue": self.allow_empty_catalogue,
+            "selection": self.selection.as_dict(),
+            "holdSuspicious": self.hold_suspicious,
+            "approvals": sorted(self.approvals),
+            "retentionDays": self.retention_days,
         }
 
 
@@ -72,11 +88,15 @@ class PlanAction:
     target: ModelRow | None = None
     #: merge mode: fields both the admin and LiteLLM changed (old = database, new = LiteLLM).
     conflicts: Mapping[str, FieldChange] = field(default_factory=dict)
+    #: Changes LiteLLM has that this sync does not apply, and why (protected, suspicious).
+    held: Mapping[str, str] = field(default_factory=dict)
+    #: Suspicious changes (field → why), applied or held.
+    flags: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_destructive(self) -> bool:
         """Taking a model away from users needs the admin's explicit allowance."""
-        return self.action == MARK_UNAVAILABLE
+        return self.action in (MARK_UNAVAILABLE, DELETE)
 
 
 @dataclass(frozen=True)
@@ -91,7 +111,7 @@ class SyncPlan:
 
     @property
     def has_changes(self) -> bool:
-        return any(self.summary[a] for a in WRITING_ACTIONS)
+        return any(self.summary.get(a) for a in WRITING_ACTIONS)
 
     def by_action(self, action: str) -> list[PlanAction]:
         return [a for a in self.actions if a.action == action]
@@ -131,7 +151,10 @@ def _digest(parts: list[bytes]) -> str:
 
 
 def fingerprint(
-    catalogue: MappedCatalogue, current: Mapping[str, ModelRow], options: SyncOptions
+    catalogue: MappedCatalogue,
+    current: Mapping[str, ModelRow],
+    options: SyncOptions,
+    extra: Any = None,
 ) -> str:
     """Hash of the mapped catalogue, the current rows and the options, independent of order."""
     catalogue_part = _digest(
@@ -144,7 +167,7 @@ def fingerprint(
         ]
     )
     database_part = _digest([row_signature(current[k]) for k in sorted(current)])
-    options_part = orjson.dumps(options.as_dict(), option=orjson.OPT_SORT_KEYS)
+    options_part = orjson.dumps([options.as_dict(), extra], option=orjson.OPT_SORT_KEYS)
     return _digest([catalogue_part.encode(), database_part.encode(), options_part])
 
 
@@ -207,40 +230,49 @@ def _target_row(
     return merged, conflicts
 
 
-def _present_action(current: ModelRow, desired: ModelRow, options: SyncOptions) -> PlanAction:
+def _apply_policy(
+    current: ModelRow, target: ModelRow, policy: ModelPolicy, options: SyncOptions
+) -> tuple[ModelRow, dict[str, str], dict[str, str]]:
+    """Keep protected fields, and suspicious changes a scheduled sync may not make alone."""
+    held: dict[str, str] = {}
+    keep: dict[str, Any] = {}
+    for name in policy.protected_fields:
+        if getattr(target, name) != getattr(current, name):
+            held[name] = "protected by an admin"
+            keep[name] = getattr(current, name)
+    candidate = {n: getattr(target, n) for n in ("input_cost_per_token", "output_cost_per_token",
+                                                  "context_length") if n not in keep}
+    flags = suspicious_changes({n: getattr(current, n) for n in candidate}, candidate)
+    if options.hold_suspicious:
+        for name, why in flags.items():
+            if approval_key(current.id, name, candidate[name]) not in options.approvals:
+                held[name] = f"suspicious ({why}): held until an admin approves"
+                keep[name] = getattr(current, name)
+    return (dataclasses.replace(target, **keep) if keep else target), held, flags
+
+
+def _present_action(
+    current: ModelRow, desired: ModelRow, options: SyncOptions, policy: ModelPolicy
+) -> PlanAction:
     model_id = desired.id
     target, conflicts = _target_row(current, desired, options.conflict_resolution)
+    target, held, flags = _apply_policy(current, target, policy, options)
     changes = _field_changes(current, target)
+    extra = {"conflicts": conflicts, "held": held, "flags": flags}
     if current.availability != AVAILABLE:
-        return PlanAction(
-            model_id,
-            RESTORE,
-            changes,
-            "served again by LiteLLM",
-            desired,
-            current,
-            target,
-            conflicts,
-        )
+        return PlanAction(model_id, RESTORE, changes, "served again by LiteLLM", desired, current,
+                          target, **extra)
     if changes:
-        return PlanAction(model_id, UPDATE, changes, None, desired, current, target, conflicts)
+        return PlanAction(model_id, UPDATE, changes, None, desired, current, target, **extra)
     if options.force_update and options.conflict_resolution != "database_wins":
-        return PlanAction(
-            model_id,
-            UPDATE,
-            {},
-            "forceUpdate: rewritten although unchanged",
-            desired,
-            current,
-            target,
-            conflicts,
-        )
+        return PlanAction(model_id, UPDATE, {}, "forceUpdate: rewritten although unchanged",
+                          desired, current, target, **extra)
     reason = (
         "database_wins: existing rows are kept"
-        if (options.conflict_resolution == "database_wins" and _field_changes(current, desired))
+        if options.conflict_resolution == "database_wins" and _field_changes(current, desired)
         else None
     )
-    return PlanAction(model_id, UNCHANGED, {}, reason, desired, current, target, conflicts)
+    return PlanAction(model_id, UNCHANGED, {}, reason, desired, current, target, **extra)
 
 
 def _skip_action(skip: Skip) -> PlanAction:
@@ -248,55 +280,89 @@ def _skip_action(skip: Skip) -> PlanAction:
     return PlanAction(skip.model_id, SKIP, {}, f"{skip.kind}: {skip.reason}{detail}")
 
 
+def _absent_action(
+    row: ModelRow,
+    options: SyncOptions,
+    policy: ModelPolicy,
+    rejected: frozenset[str],
+    expired: bool,
+) -> PlanAction:
+    """A database row LiteLLM does not serve (or serves with a data error)."""
+    model_id = row.id
+    if row.availability == AVAILABLE:
+        if model_id in rejected:
+            return PlanAction(model_id, UNCHANGED, {}, "LiteLLM still serves it, but its entry "
+                              "has a data error: left as it is", None, row)
+        if not options.mark_unavailable:
+            return PlanAction(model_id, UNCHANGED, {}, "no longer served by LiteLLM; "
+                              "markUnavailable is off", None, row)
+        if policy.pinned:
+            return PlanAction(model_id, UNCHANGED, {}, "no longer served by LiteLLM, but pinned: "
+                              "never marked unavailable", None, row)
+        change = {"availability": FieldChange(AVAILABLE, UNAVAILABLE)}
+        return PlanAction(model_id, MARK_UNAVAILABLE, change, "no longer served by LiteLLM",
+                          None, row)
+    if expired and not policy.pinned:
+        change = {"availability": FieldChange(row.availability, None)}
+        return PlanAction(model_id, DELETE, change, f"unavailable for more than "
+                          f"{options.retention_days} days (retention)", None, row)
+    return PlanAction(model_id, UNCHANGED, {}, "not served by LiteLLM", None, row)
+
+
+def _outside(row: ModelRow | None, desired: ModelRow | None) -> PlanAction:
+    model_id = (desired or row).id  # type: ignore[union-attr]
+    return PlanAction(model_id, UNCHANGED, {}, "outside this sync's selection", desired, row)
+
+
 def build_plan(
     catalogue: MappedCatalogue,
     current: Mapping[str, ModelRow],
     options: SyncOptions | None = None,
+    *,
+    policies: Mapping[str, ModelPolicy] | None = None,
+    unavailable_since: Mapping[str, datetime] | None = None,
+    now: datetime | None = None,
 ) -> SyncPlan:
-    """Compare the desired rows with the current ones; the result is frozen and writes nothing."""
+    """Compare the desired rows with the current ones; the result is frozen and writes nothing.
+
+    ``policies`` (pins, protected fields) and ``unavailable_since`` (for retention, judged at
+    ``now``) are inputs like the rows: they are part of the fingerprint.
+    """
     options = options or SyncOptions()
+    policies = policies or {}
+    no_policy = ModelPolicy()
+    selection = options.selection
     actions: list[PlanAction] = []
     for model_id in sorted(catalogue.rows):
         desired = catalogue.rows[model_id]
         existing = current.get(model_id)
-        if existing is None:
+        if not selection.is_everything and not selection.includes(model_id, desired.provider):
+            actions.append(_outside(existing, desired))
+        elif existing is None:
             actions.append(PlanAction(model_id, INSERT, {}, None, desired, None, desired))
         else:
-            actions.append(_present_action(existing, desired, options))
+            actions.append(_present_action(existing, desired, options,
+                                           policies.get(model_id, no_policy)))
 
     rejected = catalogue.rejected_ids
+    cutoff = (now - timedelta(days=options.retention_days)
+              if options.retention_days is not None and now is not None else None)
+    since = unavailable_since or {}
     for model_id in sorted(set(current) - set(catalogue.rows)):
         row = current[model_id]
-        if row.availability == AVAILABLE and model_id in rejected:
-            actions.append(
-                PlanAction(
-                    model_id,
-                    UNCHANGED,
-                    {},
-                    "LiteLLM still serves it, but its entry has a data error: left as it is",
-                    None,
-                    row,
-                )
-            )
-        elif row.availability == AVAILABLE and options.mark_unavailable:
-            change = {"availability": FieldChange(AVAILABLE, UNAVAILABLE)}
-            actions.append(
-                PlanAction(
-                    model_id, MARK_UNAVAILABLE, change, "no longer served by LiteLLM", None, row
-                )
-            )
-        else:
-            reason = (
-                "no longer served by LiteLLM; markUnavailable is off"
-                if row.availability == AVAILABLE
-                else "not served by LiteLLM"
-            )
-            actions.append(PlanAction(model_id, UNCHANGED, {}, reason, None, row))
+        if not selection.is_everything and not selection.includes(model_id, row.provider):
+            actions.append(_outside(row, None))
+            continue
+        expired = cutoff is not None and model_id in since and since[model_id] < cutoff
+        actions.append(_absent_action(row, options, policies.get(model_id, no_policy), rejected,
+                                      expired))
     actions.extend(_skip_action(s) for s in catalogue.skips)
 
     summary = {name: 0 for name in ACTIONS}
     for action in actions:
         summary[action.action] += 1
+    if options.retention_days is None:  # DESIGN's six actions, unless retention is on
+        del summary[DELETE]
 
     warnings: list[str] = []
     available_now = sum(1 for row in current.values() if row.availability == AVAILABLE)
@@ -305,10 +371,11 @@ def build_plan(
             f"LiteLLM returned no usable models: this would mark all {available_now} available "
             "models unavailable"
         )
+    extra = [policies_digest(policies), sorted(a.model_id for a in actions if a.action == DELETE)]
     return SyncPlan(
         actions=tuple(actions),
         summary=summary,
-        fingerprint=fingerprint(catalogue, current, options),
+        fingerprint=fingerprint(catalogue, current, options, extra),
         options=options,
         entry_count=catalogue.entry_count,
         warnings=tuple(warnings),
@@ -353,6 +420,8 @@ def plan_to_dict(plan: SyncPlan, *, include_unchanged: bool = False) -> dict[str
                     if a.conflicts
                     else {}
                 ),
+                **({"held": dict(a.held)} if a.held else {}),
+                **({"flags": dict(a.flags)} if a.flags else {}),
             }
             for a in plan.actions
             if include_unchanged or a.action != UNCHANGED

@@ -140,7 +140,7 @@ def test_plan_json_shape():
     current = current_from(real_entries()[:-1], **{"gpt-4o": {"context_length": 1}})
     document = plan_to_dict(build_plan(map_catalogue(real_entries()), current))
     assert set(document) >= {"fingerprint", "summary", "actions"}
-    assert set(document["summary"]) == {INSERT, UPDATE, MARK_UNAVAILABLE, RESTORE, UNCHANGED, SKIP}
+    assert set(document["summary"]) == {INSERT, UPDATE, MARK_UNAVAILABLE, RESTORE, UNCHANGED, SKIP}  # noqa: E501
     by_id = {a["model_id"]: a for a in document["actions"]}
     assert by_id["gpt-4o"]["changes"]["context_length"] == {"old": 1, "new": 128000}
     assert by_id["text-embedding-3-small"]["action"] == INSERT
