@@ -1,0 +1,108 @@
+"""The store's bulk paths on both databases: exact round trips, errors, listeners, GC state."""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from sync_core.bulk import gc_paused
+from sync_core.mapping import map_catalogue
+from sync_core.store import insert_rows, read_current_rows, set_availability, update_rows
+from tests.factories import entry, real_entries
+
+
+def _rows():
+    entries = real_entries() + [
+        entry("free", input_cost_per_token=0, output_cost_per_token=0),
+        entry("tiny", input_cost_per_token=1.23456789e-10, description="from LiteLLM"),
+        entry("quote's \\ and \t tab", supports_vision=True),
+    ]
+    return list(map_catalogue(entries).rows.values())
+
+
+def test_rows_read_back_exactly_as_written(engine):
+    rows = _rows()
+    rows[0] = dataclasses.replace(rows[0], availability="unavailable")
+    with engine.begin() as conn:
+        assert insert_rows(conn, rows) == len(rows)
+    with engine.connect() as conn:
+        current = read_current_rows(conn)
+    assert set(current) == {r.id for r in rows}
+    for row in rows:
+        stored = current[row.id]
+        assert stored == row  # every compared field (metadata excluded from ==)
+        assert stored.metadata_json == row.metadata_json
+        assert stored.metadata == row.metadata
+    assert current["free"].input_cost_per_token == Decimal("0E-10")
+    assert current["tiny"].input_cost_per_token == Decimal("1.0E-10")
+
+
+def test_insert_sets_timestamps_and_update_keeps_admin_description(engine):
+    rows = {r.id: r for r in _rows()}
+    with engine.begin() as conn:
+        insert_rows(conn, list(rows.values()))
+        conn.execute(sa.text("UPDATE models SET description = 'admin' WHERE id = 'tiny'"))
+    with engine.connect() as conn:
+        stamps = conn.execute(
+            sa.text("SELECT count(*) FROM models WHERE created_at IS NULL OR updated_at IS NULL")
+        ).scalar()
+    assert stamps == 0
+    changed = [
+        dataclasses.replace(rows["tiny"], provider="p2", description="new upstream"),
+        dataclasses.replace(rows["free"], context_length=7, description="filled"),
+    ]
+    with engine.begin() as conn:
+        assert update_rows(conn, changed) == 2
+        assert update_rows(conn, changed[:1]) == 1  # twice in one transaction
+        assert set_availability(conn, ["gpt-4o"], "unavailable") == 1
+    with engine.connect() as conn:
+        current = read_current_rows(conn)
+    assert current["tiny"].provider == "p2" and current["tiny"].description == "admin"
+    assert current["free"].context_length == 7 and current["free"].description == "filled"
+    assert current["gpt-4o"].availability == "unavailable"
+
+
+def test_driver_errors_are_sqlalchemy_errors_and_roll_back(engine):
+    rows = _rows()
+    with engine.begin() as conn:
+        insert_rows(conn, rows[:2])
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        insert_rows(conn, rows[2:])
+        insert_rows(conn, rows[:1])  # a duplicate id
+    with engine.connect() as conn:
+        assert set(read_current_rows(conn)) == {rows[0].id, rows[1].id}
+
+
+def test_listeners_see_every_statement(engine):
+    seen: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: seen.append(a[2].split()[0]))
+    with engine.begin() as conn:
+        insert_rows(conn, _rows())
+        read_current_rows(conn)
+    first_words = {s.upper() for s in seen}
+    assert "SELECT" in first_words
+    if engine.dialect.name == "postgresql":
+        assert {"CREATE", "COPY", "INSERT"} <= first_words
+    else:
+        assert "INSERT" in first_words
+
+
+def test_gc_paused_restores_the_collector_state():
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(RuntimeError), gc_paused():
+        raise RuntimeError("boom")
+    assert gc.isenabled()
