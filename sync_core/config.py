@@ -181,6 +181,32 @@ def _freeze_windows(raw: str, name: str) -> tuple[FreezeWindow, ...]:
     return tuple(windows)
 
 
+def _patterns(raw: str, name: str) -> tuple[str, ...]:
+    patterns = tuple(p.strip() for p in raw.split(",") if p.strip())
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(f"{name}: {pattern!r} is not a regular expression ({exc}); use "
+                              "comma-separated Python regexes, e.g. '^gpt-,claude'") from None
+    return patterns
+
+
+def _share(raw: str, name: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number; use a share between 0 and 1, "
+                          "e.g. 0.5") from None
+    if not 0 < value <= 1:
+        raise ConfigError(f"{name}={raw!r} is out of range; use a share between 0 and 1")
+    return value
+
+
+def _plan_ttl(raw: str, name: str) -> int:
+    return parse_duration(raw, name, maximum=86400)
+
+
 def _lower_set(raw: str, name: str) -> frozenset[str]:
     return frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
 
@@ -274,6 +300,48 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "litellm_wins",
         "`litellm_wins`, `database_wins` or `merge`.",
         "`litellm_wins`",
+    ),
+    SettingSpec(
+        "LITELLM_SYNC_PROVIDERS",
+        "sync_providers",
+        _lower_set,
+        frozenset(),
+        "Selective sync: only these providers (comma-separated); others are left as they are.",
+        "all",
+    ),
+    SettingSpec(
+        "LITELLM_SYNC_MODEL_PATTERNS",
+        "sync_model_patterns",
+        _patterns,
+        (),
+        "Selective sync: only model names matching one of these regexes (comma-separated).",
+        "all",
+    ),
+    SettingSpec(
+        "LITELLM_UNAVAILABLE_RETENTION_DAYS",
+        "retention_days",
+        _int_range(1, 36500),
+        None,
+        "Delete models unavailable for longer than this many days (a planned action in the "
+        "diff; history stays in the audit log). Unset keeps them forever.",
+        "unset (keep)",
+    ),
+    SettingSpec(
+        "LITELLM_MAX_UNAVAILABLE_SHARE",
+        "max_unavailable_share",
+        _share,
+        0.5,
+        "Above this share of available models marked unavailable at once, scheduled syncs "
+        "refuse and a manual sync must confirm the number.",
+        "`0.5`",
+    ),
+    SettingSpec(
+        "LITELLM_PLAN_TTL",
+        "plan_ttl_seconds",
+        _plan_ttl,
+        900,
+        "A reviewed plan expires after this long (`15m`); applying it later asks for a new review.",
+        "`15m`",
     ),
     SettingSpec(
         "DB_MAX_CONNECTIONS",
@@ -379,6 +447,11 @@ class Settings:
     sync_cron: str | None = None
     sync_freeze_windows: tuple[FreezeWindow, ...] = ()
     conflict_resolution: str = "litellm_wins"
+    sync_providers: frozenset[str] = frozenset()
+    sync_model_patterns: tuple[str, ...] = ()
+    retention_days: int | None = None
+    max_unavailable_share: float = 0.5
+    plan_ttl_seconds: int = 900
     db_max_connections: int = 10
     db_idle_timeout_ms: int = 30000
     db_connection_timeout_ms: int = 2000

@@ -1,4 +1,5 @@
-"""Control state every replica reads: small JSON values by key, changed by admins only."""
+"""State every replica reads and only admins change: small JSON values by key (the scheduler's
+pause switch, approved suspicious changes) and per-model policies (pins, protected fields)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .access import Actor, require_admin
+from .policy import ModelPolicy, normalise_fields
 from .schema import JSONDocument, metadata
 
 control = sa.Table(
@@ -39,9 +41,69 @@ def set_control(engine: Engine, key: str, value: Any, actor: Actor) -> None:
     now = datetime.now(UTC)
     with engine.begin() as conn:
         updated = conn.execute(
-            sa.update(control).where(control.c.key == key)
+            sa.update(control)
+            .where(control.c.key == key)
             .values(value=value, updated_by=actor.name, updated_at=now)
         ).rowcount
         if not updated:
-            conn.execute(sa.insert(control).values(key=key, value=value, updated_by=actor.name,
-                                                   updated_at=now))
+            conn.execute(
+                sa.insert(control).values(
+                    key=key, value=value, updated_by=actor.name, updated_at=now
+                )
+            )
+
+
+# --- per-model policies (pins, protected fields) ---------------------------------------------
+
+policies_table = sa.Table(
+    "model_sync_policies",
+    metadata,
+    sa.Column("model_id", sa.String(255), primary_key=True),
+    sa.Column("pinned", sa.Boolean, nullable=False),
+    sa.Column("protected_fields", JSONDocument, nullable=False),
+    sa.Column("updated_by", sa.String(255)),
+    sa.Column("updated_at", sa.DateTime(timezone=True)),
+)
+
+APPROVALS = "approvals"
+
+
+def read_policies(conn: sa.Connection) -> dict[str, ModelPolicy]:
+    """Every model's policy (one SELECT); models without a row have the default policy."""
+    found = {}
+    for model_id, pinned, fields in conn.execute(
+        sa.select(
+            policies_table.c.model_id, policies_table.c.pinned, policies_table.c.protected_fields
+        )
+    ):
+        fields = orjson.loads(fields) if isinstance(fields, str | bytes) else fields
+        policy = ModelPolicy(bool(pinned), frozenset(fields or ()))
+        if policy != ModelPolicy():
+            found[model_id] = policy
+    return found
+
+
+def set_policy(engine: Engine, model_id: str, policy: ModelPolicy, actor: Actor) -> None:
+    """Pin / protect a model; admins only."""
+    require_admin(actor, "pin models or protect fields")
+    fields = sorted(normalise_fields(policy.protected_fields))
+    values = {
+        "pinned": policy.pinned,
+        "protected_fields": fields,
+        "updated_by": actor.name,
+        "updated_at": datetime.now(UTC),
+    }
+    with engine.begin() as conn:
+        if not conn.execute(
+            sa.update(policies_table).where(policies_table.c.model_id == model_id).values(**values)
+        ).rowcount:
+            conn.execute(sa.insert(policies_table).values(model_id=model_id, **values))
+
+
+def approvals(engine: Engine) -> frozenset[str]:
+    return frozenset(get_control(engine, APPROVALS, []) or [])
+
+
+def approve(engine: Engine, keys: list[str], actor: Actor) -> None:
+    """Approve suspicious changes (``policy.approval_key``s) for scheduled syncs; admins only."""
+    set_control(engine, APPROVALS, sorted(approvals(engine) | set(keys)), actor)

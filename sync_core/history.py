@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from . import audit
-from .plan import WRITING_ACTIONS
+from .mapping import SYNCED_FIELDS
+from .plan import DELETE, WRITING_ACTIONS
 from .store import model_counts
 from .sync import SyncResult
 
@@ -55,6 +56,12 @@ def changes_of(result: SyncResult) -> list[dict[str, Any]]:
             )
             for name, c in action.changes.items()
         }
+        if action.action == DELETE and action.current is not None:  # keep what was deleted
+            fields = {
+                name: {"old": _jsonable(getattr(action.current, name)), "new": None}
+                for name in SYNCED_FIELDS
+                if name != "metadata"
+            }
         out.append(
             {
                 "model_id": action.model_id,

@@ -14,6 +14,7 @@ from .litellm import LiteLLMClient
 from .metrics import SyncMetrics
 from .mock_litellm import MockLiteLLMClient
 from .notify import Notifier
+from .policy import Selection
 from .sync import CatalogueSource, SyncResult, SyncService
 
 
@@ -59,7 +60,15 @@ def build_runtime(
             listener(result)
 
     service = SyncService(
-        engine, source, conflict_resolution=settings.conflict_resolution, on_finished=on_finished
+        engine,
+        source,
+        conflict_resolution=settings.conflict_resolution,
+        on_finished=on_finished,
+        selection=Selection(providers=settings.sync_providers,
+                            patterns=settings.sync_model_patterns),
+        retention_days=settings.retention_days,
+        max_unavailable_share=settings.max_unavailable_share,
+        plan_ttl_s=settings.plan_ttl_seconds,
     )
     metrics.bind(lambda: service.engine, lambda: getattr(service.source, "breaker", None))
     return Runtime(settings, engine, source, service, metrics, on_finished, notifier)

@@ -122,7 +122,8 @@ class Scheduler:
                 self._skip(f"freeze window until {frozen.isoformat(timespec='minutes')}",
                            record=True)
                 return None
-            result = self.service.run(trigger="schedule", actor=SCHEDULER_ACTOR)
+            options = self.service.options(hold_suspicious=True)  # suspicious waits for a human
+            result = self.service.run(options, trigger="schedule", actor=SCHEDULER_ACTOR)
         except SyncError as exc:  # another replica is syncing right now
             self.last_skip_reason = str(exc)
             log.info("scheduled sync skipped: %s", exc)

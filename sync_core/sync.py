@@ -6,9 +6,10 @@ dashboard) calls :meth:`SyncService.run`; reviewing without writing is :meth:`Sy
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -16,13 +17,14 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import audit
+from . import audit, control, retention
 from .access import Actor, require_admin
 from .db import is_postgres
-from .errors import DatabaseError, GuardError, StalePlanError, SyncError
+from .errors import DatabaseError, GuardError, PlanExpiredError, StalePlanError, SyncError
 from .locking import HeldLock, LockLost, sync_lock
 from .mapping import MappedCatalogue, map_catalogue
 from .plan import (
+    DELETE,
     INSERT,
     MARK_UNAVAILABLE,
     RESTORE,
@@ -33,6 +35,7 @@ from .plan import (
     SyncPlan,
     build_plan,
 )
+from .policy import Selection
 from .store import apply_plan, read_current_rows
 
 log = logging.getLogger("sync_core.sync")
@@ -65,6 +68,7 @@ class SyncResult:
     updated_models: int = 0
     unavailable_models: int = 0
     restored_models: int = 0
+    deleted_models: int = 0
     unchanged_models: int = 0
     skipped_models: int = 0
     errors: list[str] = field(default_factory=list)
@@ -84,6 +88,7 @@ class SyncResult:
             "updatedModels": self.updated_models,
             "unavailableModels": self.unavailable_models,
             "restoredModels": self.restored_models,
+            "deletedModels": self.deleted_models,
             "unchangedModels": self.unchanged_models,
             "skippedModels": self.skipped_models,
             "errors": list(self.errors),
@@ -130,7 +135,7 @@ def _fail(result: SyncResult, exc: SyncError) -> None:
     result.success = False
     result.error_kind, result.error_message = exc.kind, str(exc)
     result.new_models = result.updated_models = result.unavailable_models = 0
-    result.restored_models = 0
+    result.restored_models = result.deleted_models = 0
 
 
 class SyncService:
@@ -144,10 +149,18 @@ class SyncService:
         conflict_resolution: str = "litellm_wins",
         clock: Callable[[], float] = time.perf_counter,
         on_finished: Callable[[SyncResult], None] | None = None,
+        selection: Selection | None = None,
+        retention_days: int | None = None,
+        max_unavailable_share: float = 0.5,
+        plan_ttl_s: float = 900.0,
     ):
         self.engine = engine
         self.source = source
         self.conflict_resolution = conflict_resolution
+        self.selection = selection or Selection()
+        self.retention_days = retention_days
+        self.max_unavailable_share = max_unavailable_share
+        self.plan_ttl_s = plan_ttl_s
         self._clock = clock
         self._on_finished = on_finished
 
@@ -157,14 +170,32 @@ class SyncService:
         force_update: bool = False,
         mark_unavailable: bool = True,
         allow_empty_catalogue: bool = False,
+        only: Iterable[str] | None = None,
+        hold_suspicious: bool = False,
     ) -> SyncOptions:
-        """Options with the configured conflict resolution filled in."""
+        """Options with the configured policy filled in: conflict resolution, selection,
+        retention and, for syncs that hold suspicious changes, the admins' approvals."""
+        selection = self.selection
+        if only is not None:
+            selection = dataclasses.replace(selection, only=frozenset(only))
         return SyncOptions(
             force_update=force_update,
             mark_unavailable=mark_unavailable,
             conflict_resolution=self.conflict_resolution,
             allow_empty_catalogue=allow_empty_catalogue,
+            selection=selection,
+            hold_suspicious=hold_suspicious,
+            approvals=control.approvals(self.engine) if hold_suspicious else frozenset(),
+            retention_days=self.retention_days,
         )
+
+    def _plan(self, conn: sa.Connection, catalogue: MappedCatalogue,
+              options: SyncOptions) -> SyncPlan:
+        """The plan against the database as ``conn`` sees it, with the admins' policies."""
+        since = retention.unavailable_since(conn) if options.retention_days is not None else None
+        return build_plan(catalogue, read_current_rows(conn), options,
+                          policies=control.read_policies(conn), unavailable_since=since,
+                          now=datetime.now(UTC))
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -178,9 +209,9 @@ class SyncService:
 
     def preview(self, options: SyncOptions | None = None, *, fresh: bool = False) -> SyncPlan:
         """The plan a sync would apply now; writes nothing. Page views use the cached catalogue."""
-        return build_plan(
-            self.catalogue(fresh=fresh), self.current_rows(), options or self.options()
-        )
+        catalogue = self.catalogue(fresh=fresh)
+        with self.engine.connect() as conn:
+            return self._plan(conn, catalogue, options or self.options())
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -191,15 +222,28 @@ class SyncService:
         trigger: str,
         actor: Actor,
         expected_fingerprint: str | None = None,
+        reviewed_at: datetime | None = None,
+        confirm_unavailable: int | None = None,
         reason: str | None = None,
         ip_address: str | None = None,
         user_agent: str | None = None,
     ) -> SyncResult:
-        """Sync now. Refuses at once (raises) for viewers and while another sync runs;
-        every sync that started returns a result and leaves one audit row."""
+        """Sync now. Refuses at once (raises) for viewers, for a reviewed plan older than the
+        plan TTL, and while another sync runs; every sync that started returns a result and
+        leaves one audit row.
+
+        ``confirm_unavailable`` is the number of models an admin typed to confirm marking more
+        than ``max_unavailable_share`` of the available models unavailable."""
         if trigger not in TRIGGERS:
             raise ValueError(f"unknown trigger {trigger!r}")
         require_admin(actor)
+        if reviewed_at is not None:
+            age = (datetime.now(UTC) - reviewed_at).total_seconds()
+            if age > self.plan_ttl_s:
+                raise PlanExpiredError(
+                    f"The reviewed plan is {age / 60:.0f} minutes old (plans expire after "
+                    f"{self.plan_ttl_s / 60:.0f}); review the diff again."
+                )
         options = options or self.options()
         started = self._clock()
         result = SyncResult(False, trigger, actor.name, datetime.now(UTC), options)
@@ -211,7 +255,7 @@ class SyncService:
         try:
             log.info("sync started", extra={"trigger": trigger, "actor": actor.name})
             try:
-                self._run_locked(result, options, expected_fingerprint, held)
+                self._run_locked(result, options, expected_fingerprint, held, confirm_unavailable)
                 result.success = True
             except SyncError as exc:
                 _fail(result, exc)
@@ -248,6 +292,7 @@ class SyncService:
         options: SyncOptions,
         expected_fingerprint: str | None,
         held: HeldLock | None = None,
+        confirm_unavailable: int | None = None,
     ) -> None:
         entries = self.source.fetch_entries()
         result.total_models = len(entries)
@@ -256,7 +301,7 @@ class SyncService:
         if not is_postgres(self.engine):
             connection = connection.execution_options(sqlite_begin="IMMEDIATE")
         with connection as conn, conn.begin():
-            plan = build_plan(catalogue, read_current_rows(conn), options)
+            plan = self._plan(conn, catalogue, options)
             result.plan = plan
             if expected_fingerprint is not None and expected_fingerprint != plan.fingerprint:
                 raise StalePlanError(
@@ -266,9 +311,32 @@ class SyncService:
             _count_plan(result, plan)
             if plan.warnings and not options.allow_empty_catalogue:
                 raise GuardError(plan.warnings[0] + "; refused (an admin can override explicitly)")
+            if not options.allow_empty_catalogue:  # the explicit override covers both guards
+                self._guard_mass_unavailable(plan, result.trigger, confirm_unavailable)
             apply_plan(conn, plan)
+            result.deleted_models = retention.delete_rows(
+                conn, [a.model_id for a in plan.by_action(DELETE)])
             if held is not None:
                 held.verify()  # never commit once the lock is gone: another sync may hold it
+
+    def _guard_mass_unavailable(self, plan: SyncPlan, trigger: str,
+                                confirm: int | None) -> None:
+        """Marking more than the allowed share of available models unavailable: scheduled syncs
+        refuse; anyone else must confirm by giving the exact number."""
+        marking = plan.summary[MARK_UNAVAILABLE]
+        available = sum(1 for a in plan.actions if a.current is not None
+                        and a.current.availability == "available")
+        if not marking or marking <= self.max_unavailable_share * available:
+            return
+        share = f"{marking} of {available} available models"
+        if trigger == "schedule":
+            raise GuardError(f"This sync would mark {share} unavailable (over "
+                             f"{self.max_unavailable_share:.0%}); scheduled syncs refuse. "
+                             "Review it on the Diff page and sync by hand.")
+        if confirm != marking:
+            raise GuardError(f"This sync would mark {share} unavailable (over "
+                             f"{self.max_unavailable_share:.0%}); confirm by giving the number "
+                             f"{marking}.", )
 
     def _audit(
         self, result: SyncResult, reason: str | None, ip: str | None, user_agent: str | None

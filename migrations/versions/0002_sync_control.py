@@ -1,4 +1,5 @@
-"""Control state shared by every replica (the scheduler's pause switch, ...).
+"""Control state shared by every replica (the scheduler's pause switch, approvals, ...) and the
+admins' per-model policies (pins, protected fields).
 
 Revision ID: 0002
 Revises: 0001
@@ -26,7 +27,18 @@ def upgrade() -> None:
                 DEFAULT CURRENT_TIMESTAMP
         )"""
     )
+    op.execute(
+        f"""CREATE TABLE IF NOT EXISTS model_sync_policies (
+            model_id VARCHAR(255) PRIMARY KEY,
+            pinned BOOLEAN NOT NULL DEFAULT false,
+            protected_fields {"JSONB" if postgres else "TEXT"} NOT NULL DEFAULT '[]',
+            updated_by VARCHAR(255),
+            updated_at {"TIMESTAMP WITH TIME ZONE" if postgres else "TIMESTAMP"}
+                DEFAULT CURRENT_TIMESTAMP
+        )"""
+    )
 
 
 def downgrade() -> None:
+    op.execute("DROP TABLE IF EXISTS model_sync_policies")
     op.execute("DROP TABLE IF EXISTS model_sync_control")
