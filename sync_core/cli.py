@@ -7,27 +7,30 @@ Exit codes: ``diff`` 0 in sync, 2 changes pending, 1 error; ``sync`` 0 success, 
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from . import __version__, migrate
-from .access import Actor
+from .cli_admin import COMMANDS as ADMIN_COMMANDS
+from .cli_admin import add_commands as add_admin_commands
+from .cli_admin import cli_actor
 from .config import SETTINGS, Settings
 from .errors import ConfigError, SyncError
 from .health import check_health
 from .logs import configure_logging
 from .plan import UNCHANGED, SyncPlan, plan_to_dict
 from .runtime import Runtime, build_runtime
+from .sync import SyncResult
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 1, 2
 
 
 def _print_json(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode() + "\n")
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -65,6 +68,7 @@ def _options(runtime: Runtime, args: argparse.Namespace):  # type: ignore[no-unt
         force_update=args.force_update,
         mark_unavailable=not args.no_mark_unavailable,
         allow_empty_catalogue=getattr(args, "allow_empty_catalogue", False),
+        only=args.only or None,
     )
 
 
@@ -75,44 +79,55 @@ def cmd_migrate(runtime: Runtime, args: argparse.Namespace) -> int:
 
 
 def cmd_diff(runtime: Runtime, args: argparse.Namespace) -> int:
+    computed_at = datetime.now(UTC)
     plan = runtime.service.preview(_options(runtime, args), fresh=True)
     if args.json:
-        _print_json(plan_to_dict(plan, include_unchanged=args.all))
+        document = plan_to_dict(plan, include_unchanged=args.all)
+        document["computedAt"] = computed_at.isoformat()  # pass to sync --reviewed-at
+        _print_json(document)
     else:
         print(render_plan(plan))
     return EXIT_PENDING if plan.has_changes else EXIT_OK
 
 
+def print_result(result: SyncResult, as_json: bool) -> None:
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    data = result.to_dict()
+    keys = ("success", "totalModels", "newModels", "updatedModels", "unavailableModels",
+            "restoredModels", "deletedModels", "unchangedModels", "skippedModels", "durationMs",
+            "syncedAt")
+    print(_table(("field", "value"), [(k, data[k]) for k in keys]))
+    for error in result.errors:
+        print(f"error: {error}")
+    if result.error_message:
+        print(f"Sync failed: {result.error_message}", file=sys.stderr)
+
+
+class Output:
+    """How admin commands (cli_admin) render: the same table and JSON as the rest."""
+
+    json = staticmethod(_print_json)
+    render_plan = staticmethod(render_plan)
+    result = staticmethod(print_result)
+
+    @staticmethod
+    def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        print(_table(headers, rows))
+
+
 def cmd_sync(runtime: Runtime, args: argparse.Namespace) -> int:
-    actor = Actor(f"cli:{getpass.getuser()}", "admin")
     result = runtime.service.run(
         _options(runtime, args),
         trigger="cli",
-        actor=actor,
+        actor=cli_actor(),
         expected_fingerprint=args.expect_fingerprint,
+        reviewed_at=args.reviewed_at,
+        confirm_unavailable=args.confirm_unavailable,
         reason=args.reason,
     )
-    if args.json:
-        _print_json(result.to_dict())
-    else:
-        data = result.to_dict()
-        keys = (
-            "success",
-            "totalModels",
-            "newModels",
-            "updatedModels",
-            "unavailableModels",
-            "restoredModels",
-            "unchangedModels",
-            "skippedModels",
-            "durationMs",
-            "syncedAt",
-        )
-        print(_table(("field", "value"), [(k, data[k]) for k in keys]))
-        for error in result.errors:
-            print(f"error: {error}")
-        if result.error_message:
-            print(f"Sync failed: {result.error_message}", file=sys.stderr)
+    print_result(result, args.json)
     return EXIT_OK if result.success else EXIT_ERROR
 
 
@@ -195,6 +210,11 @@ def cmd_doctor(runtime: Runtime, args: argparse.Namespace) -> int:
     return exit_code(checks)
 
 
+def _iso_time(raw: str) -> datetime:
+    value = datetime.fromisoformat(raw)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def build_parser() -> argparse.ArgumentParser:
     settings_help = "\n".join(f"  {s.env:<30} {s.help}" for s in SETTINGS)
     parser = argparse.ArgumentParser(
@@ -224,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="let an empty LiteLLM catalogue mark every model unavailable",
         )
+        p.add_argument("--only", action="append", metavar="MODEL",
+                       help="touch only this model (repeat for several)")
         p.add_argument("--json", action="store_true", help="machine-readable output")
 
     diff = sub.add_parser(
@@ -239,7 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FP",
         help="apply only if the plan still has this fingerprint (from diff --json)",
     )
+    sync.add_argument("--reviewed-at", type=_iso_time, metavar="ISO",
+                      help="when the plan was reviewed (diff --json's computedAt): refused once "
+                      "older than LITELLM_PLAN_TTL")
+    sync.add_argument("--confirm-unavailable", type=int, metavar="N",
+                      help="confirm marking N models unavailable (needed above "
+                      "LITELLM_MAX_UNAVAILABLE_SHARE)")
     sync.add_argument("--reason", help="why, stored in the audit row")
+    add_admin_commands(sub)
 
     worker = sub.add_parser(
         "worker", help="run scheduled syncs in the foreground (separate process)"
@@ -286,6 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return EXIT_ERROR
+        if args.command in ADMIN_COMMANDS:
+            return ADMIN_COMMANDS[args.command](runtime, args, Output)
         return COMMANDS[args.command](runtime, args)
     except SyncError as exc:
         print(f"Error ({exc.kind}): {exc}", file=sys.stderr)

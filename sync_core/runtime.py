@@ -15,6 +15,7 @@ from .metrics import SyncMetrics
 from .mock_litellm import MockLiteLLMClient
 from .notify import Notifier
 from .policy import Selection
+from .snapshots import SnapshotSource, snapshot_taker
 from .sync import CatalogueSource, SyncResult, SyncService
 
 
@@ -41,6 +42,30 @@ class Runtime:
     def close(self) -> None:
         self.engine.dispose()
 
+    def service_for(self, source: CatalogueSource) -> SyncService:
+        """A sync service with this runtime's policy and listeners over another source (a
+        snapshot to restore, the older demo catalogue)."""
+        return _service(self.settings, self.engine, source, self.on_finished)
+
+    def restore_service(self, sync_audit_id: str) -> SyncService:
+        """The service whose plan restores the catalogue as it stood after that sync."""
+        return self.service_for(SnapshotSource(self.engine, sync_audit_id))
+
+
+def _service(settings: Settings, engine: Engine, source: CatalogueSource,
+             on_finished: Callable[[SyncResult], None]) -> SyncService:
+    return SyncService(
+        engine,
+        source,
+        conflict_resolution=settings.conflict_resolution,
+        on_finished=on_finished,
+        selection=Selection(providers=settings.sync_providers,
+                            patterns=settings.sync_model_patterns),
+        retention_days=settings.retention_days,
+        max_unavailable_share=settings.max_unavailable_share,
+        plan_ttl_s=settings.plan_ttl_seconds,
+    )
+
 
 def build_runtime(
     settings: Settings | None = None,
@@ -53,22 +78,12 @@ def build_runtime(
     metrics = SyncMetrics()
     source = source or make_source(settings, metrics)
     notifier = Notifier(settings.notify_webhook_urls, settings.notify_webhook_secret)
-    listeners = (metrics.observe_sync, change_recorder(engine), notifier)
+    listeners = (metrics.observe_sync, change_recorder(engine), snapshot_taker(engine), notifier)
 
     def on_finished(result: SyncResult) -> None:
         for listener in listeners:
             listener(result)
 
-    service = SyncService(
-        engine,
-        source,
-        conflict_resolution=settings.conflict_resolution,
-        on_finished=on_finished,
-        selection=Selection(providers=settings.sync_providers,
-                            patterns=settings.sync_model_patterns),
-        retention_days=settings.retention_days,
-        max_unavailable_share=settings.max_unavailable_share,
-        plan_ttl_s=settings.plan_ttl_seconds,
-    )
+    service = _service(settings, engine, source, on_finished)
     metrics.bind(lambda: service.engine, lambda: getattr(service.source, "breaker", None))
     return Runtime(settings, engine, source, service, metrics, on_finished, notifier)

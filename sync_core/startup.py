@@ -18,7 +18,7 @@ from .errors import ConfigError, SyncError
 from .mock_litellm import MockLiteLLMClient
 from .runtime import Runtime
 from .store import model_counts
-from .sync import SyncResult, SyncService
+from .sync import SyncResult
 
 log = logging.getLogger("sync_core.startup")
 STARTUP_ACTOR = Actor("startup", "admin")
@@ -33,12 +33,7 @@ class StartupReport:
 
 
 def _seed_demo(runtime: Runtime) -> SyncResult:
-    seeder = SyncService(
-        runtime.engine,
-        MockLiteLLMClient("previous"),
-        conflict_resolution=runtime.settings.conflict_resolution,
-        on_finished=runtime.on_finished,
-    )
+    seeder = runtime.service_for(MockLiteLLMClient("previous"))
     return seeder.run(
         trigger="startup",
         actor=Actor("demo-seed", "admin"),

@@ -1,0 +1,120 @@
+"""Snapshots of the catalogue after each sync that changed it, and restoring one.
+
+A snapshot holds, for every available model, the LiteLLM entry it was synced from (rebuilt from
+the row's stored metadata), gzip-compressed. Restoring is an ordinary sync whose source is the
+snapshot instead of LiteLLM: it is planned, shown as a diff, guarded, applied in one transaction
+and audited like any other — and the next sync from LiteLLM will move the catalogue again unless
+scheduled syncs are paused.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from .errors import SyncError
+from .schema import metadata
+from .store import read_current_rows
+from .sync import SyncResult
+
+log = logging.getLogger("sync_core.snapshots")
+DEFAULT_KEEP = 20
+
+snapshots = sa.Table(
+    "model_sync_snapshots",
+    metadata,
+    sa.Column("sync_audit_id", sa.String(36), primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("model_count", sa.Integer, nullable=False),
+    sa.Column("entries", sa.LargeBinary, nullable=False),
+)
+
+
+class SnapshotNotFound(SyncError):
+    kind = "snapshot_not_found"
+
+
+def _entries(engine: Engine) -> list[dict[str, Any]]:
+    """The available models as LiteLLM entries, from their stored metadata."""
+    with engine.connect() as conn:
+        rows = read_current_rows(conn)
+    return [
+        {
+            "model_name": row.id,
+            "litellm_params": row.metadata.get("litellm_params") or {},
+            "model_info": row.metadata.get("litellm_model_info") or {},
+        }
+        for row in rows.values()
+        if row.availability == "available"
+    ]
+
+
+def take_snapshot(engine: Engine, result: SyncResult, keep: int = DEFAULT_KEEP) -> bool:
+    """After a successful sync that changed something: store the catalogue, prune old ones."""
+    changed = result.new_models + result.updated_models + result.unavailable_models
+    changed += result.restored_models + result.deleted_models
+    if not result.success or not result.audit_id or not changed:
+        return False
+    entries = _entries(engine)
+    blob = gzip.compress(orjson.dumps(entries), compresslevel=6)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(snapshots).values(
+            sync_audit_id=result.audit_id, created_at=datetime.now(UTC),
+            model_count=len(entries), entries=blob))
+        stale = [r[0] for r in conn.execute(
+            sa.select(snapshots.c.sync_audit_id).order_by(snapshots.c.created_at.desc())
+            .offset(keep))]
+        if stale:
+            conn.execute(sa.delete(snapshots).where(snapshots.c.sync_audit_id.in_(stale)))
+    return True
+
+
+def snapshot_taker(engine: Engine, keep: int = DEFAULT_KEEP) -> Callable[[SyncResult], None]:
+    """A sync listener; a failure to snapshot never affects the sync that already committed."""
+
+    def listener(result: SyncResult) -> None:
+        try:
+            take_snapshot(engine, result, keep)
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("could not store a catalogue snapshot: %s", type(exc).__name__)
+
+    return listener
+
+
+def list_snapshots(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
+    query = (sa.select(snapshots.c.sync_audit_id, snapshots.c.created_at, snapshots.c.model_count)
+             .order_by(snapshots.c.created_at.desc()).limit(limit))
+    with engine.connect() as conn:
+        return [{str(k): v for k, v in r.items()} for r in conn.execute(query).mappings()]
+
+
+class SnapshotSource:
+    """A catalogue source serving an earlier snapshot (what a restore syncs from)."""
+
+    mode = "snapshot"
+
+    def __init__(self, engine: Engine, sync_audit_id: str):
+        with engine.connect() as conn:
+            row = conn.execute(sa.select(snapshots.c.entries, snapshots.c.created_at)
+                               .where(snapshots.c.sync_audit_id == sync_audit_id)).first()
+        if row is None:
+            raise SnapshotNotFound(f"No snapshot of sync {sync_audit_id}; "
+                                   "`litemaas-sync restore --list` shows the ones kept")
+        self._entries = orjson.loads(gzip.decompress(row[0]))
+        self.taken_at = row[1]
+        self.model_info_url = f"snapshot://{sync_audit_id}"
+
+    def fetch_entries(self) -> list[Any]:
+        return orjson.loads(orjson.dumps(self._entries))
+
+    cached_entries = fetch_entries
+
+    def clear_cache(self) -> None:
+        return None
