@@ -164,6 +164,8 @@ def clean_metadata(value: Any) -> Any:
         return [clean_metadata(v) for v in value]
     if isinstance(value, str) and "@" in value and "://" in value:
         return _strip_url_userinfo(value)
+    if isinstance(value, float) and value == 0.0:
+        return 0.0  # JSONB has no -0.0: keeping it would rewrite the model on every sync
     return value
 
 
@@ -228,6 +230,10 @@ def parse_flag(value: Any, field_name: str, default: bool) -> bool:
 def _check_text(value: str, field_name: str, limit: int | None) -> str:
     if "\x00" in value:
         raise ModelDataError(f"{field_name} contains a NUL character, which cannot be stored")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (\ud800) from JSON: no database can hold it
+        raise ModelDataError(f"{field_name} is not valid Unicode (lone surrogate)") from None
     if limit is not None and len(value) > limit:
         raise ModelDataError(f"{field_name} is {len(value)} characters; the column holds {limit}")
     return value
@@ -286,10 +292,13 @@ def map_entry(entry: Mapping[str, Any]) -> ModelRow:
         _check_text(description, "description", None) if isinstance(description, str) else None
     )
 
-    metadata = {
-        "litellm_model_info": clean_metadata(info),
-        "litellm_params": clean_metadata(params),
-    }
+    try:
+        metadata = {
+            "litellm_model_info": clean_metadata(info),
+            "litellm_params": clean_metadata(params),
+        }
+    except RecursionError:
+        raise ModelDataError("metadata is nested too deeply to be stored") from None
     try:
         metadata_json = canonical_json(metadata)
     except (TypeError, orjson.JSONEncodeError) as exc:
@@ -326,12 +335,17 @@ def map_entry(entry: Mapping[str, Any]) -> ModelRow:
 def _deployment_id(entry: Mapping[str, Any]) -> str | None:
     info = entry.get("model_info")
     value = info.get("id") if isinstance(info, Mapping) else None
-    return str(value) if value is not None else None
+    return _label(str(value)) if value is not None else None
+
+
+def _label(name: str) -> str:
+    """A model name fit for reports, audit rows and JSON output (lone surrogates replaced)."""
+    return name[:MAX_ID_LENGTH].encode("utf-8", "replace").decode("utf-8")
 
 
 def _entry_label(entry: Any, index: int) -> str:
     if isinstance(entry, Mapping) and isinstance(entry.get("model_name"), str):
-        return entry["model_name"][:MAX_ID_LENGTH]
+        return _label(entry["model_name"])
     return f"<entry #{index}>"
 
 
@@ -407,7 +421,7 @@ def map_catalogue(entries: Sequence[Any] | Iterable[Any]) -> MappedCatalogue:
                 continue
             chosen_id, chosen_index = _deployment_id(entry), index
             break
-        label = name[:MAX_ID_LENGTH]
+        label = _label(name)
         if chosen is None:
             skips.append(
                 Skip(label, SKIP_DATA_ERROR, failures[0], _deployment_id(deployments[0][1]))
