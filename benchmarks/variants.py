@@ -184,10 +184,13 @@ def floor(args: dict[str, Any]) -> dict[str, Any]:
     else:
         import psycopg
 
-        with psycopg.connect(args["db_url"].replace("+psycopg", "")) as conn:
-            with conn.cursor() as cur, cur.copy(f"COPY models ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+        with (
+            psycopg.connect(args["db_url"].replace("+psycopg", "")) as conn,
+            conn.cursor() as cur,
+            cur.copy(f"COPY models ({columns}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
         statements = 2  # COPY, COMMIT (psycopg sends BEGIN with it)
     return {"seconds": time.perf_counter() - started, "statements": statements, "new": len(rows)}
 
