@@ -13,13 +13,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import sqlalchemy as sa
 
 from . import __version__, migrate
 from .cli_admin import COMMANDS as ADMIN_COMMANDS
 from .cli_admin import add_commands as add_admin_commands
 from .cli_admin import cli_actor
 from .config import SETTINGS, Settings
-from .errors import ConfigError, SyncError
+from .errors import ConfigError, SyncError, describe_db_error
 from .health import check_health
 from .logs import configure_logging
 from .plan import UNCHANGED, SyncPlan, plan_to_dict
@@ -118,15 +119,22 @@ class Output:
 
 
 def cmd_sync(runtime: Runtime, args: argparse.Namespace) -> int:
-    result = runtime.service.run(
-        _options(runtime, args),
-        trigger="cli",
-        actor=cli_actor(),
-        expected_fingerprint=args.expect_fingerprint,
-        reviewed_at=args.reviewed_at,
-        confirm_unavailable=args.confirm_unavailable,
-        reason=args.reason,
-    )
+    options = _options(runtime, args)
+    try:
+        result = runtime.service.run(
+            options,
+            trigger="cli",
+            actor=cli_actor(),
+            expected_fingerprint=args.expect_fingerprint,
+            reviewed_at=args.reviewed_at,
+            confirm_unavailable=args.confirm_unavailable,
+            reason=args.reason,
+        )
+    except SyncError as exc:  # refused before it started (already running, expired review)
+        if not args.json:
+            raise
+        result = SyncResult(False, "cli", cli_actor().name, datetime.now(UTC), options,
+                            error_kind=exc.kind, error_message=str(exc))
     print_result(result, args.json)
     return EXIT_OK if result.success else EXIT_ERROR
 
@@ -321,17 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SyncError as exc:
         print(f"Error ({exc.kind}): {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except Exception as exc:  # noqa: BLE001 - last line of defence: one clear line, no traceback
-        from sqlalchemy.exc import SQLAlchemyError
-
-        if isinstance(exc, SQLAlchemyError):
-            cause = getattr(exc, "orig", None) or exc
-            print(
-                f"Database error ({runtime.settings.display_database_url()}): "
-                f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}",
-                file=sys.stderr,
-            )
-            return EXIT_ERROR
-        raise
+    except sa.exc.SQLAlchemyError as exc:  # one clear line, no traceback
+        print(f"Database error ({runtime.settings.display_database_url()}): "
+              f"{describe_db_error(exc)}", file=sys.stderr)
+        return EXIT_ERROR
     finally:
         runtime.close()

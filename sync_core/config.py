@@ -346,9 +346,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "DB_MAX_CONNECTIONS",
         "db_max_connections",
-        _int_range(1, 1000),
+        _int_range(2, 1000),
         10,
-        "Database connection pool size.",
+        "Database connection pool size per process (at least 2: a sync holds its lock on one "
+        "connection and writes on another).",
         "`10`",
     ),
     SettingSpec(

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from . import migrate
 from .db import is_postgres
-from .errors import SyncError
+from .errors import SyncError, describe_db_error
 from .litellm import LiteLLMClient
 from .runtime import Runtime
 
@@ -85,14 +85,12 @@ def check_database(runtime: Runtime) -> list[Check]:
                 else None
             )
     except sa.exc.SQLAlchemyError as exc:
-        cause = getattr(exc, "orig", None) or exc
-        first = (str(cause).splitlines() or [""])[0][:200]
         return [
             Check(
                 "database",
                 FAIL,
-                f"cannot connect to {url}: {type(cause).__name__}: "
-                f"{first}; check DATABASE_URL and that the server is up",
+                f"cannot connect to {url}: {describe_db_error(exc)}; "
+                "check DATABASE_URL and that the server is up",
             )
         ]
     checks = [Check("database", PASS, f"connected to {url}")]

@@ -112,3 +112,10 @@ class DatabaseError(SyncError):
     """The database failed; the sync's transaction was rolled back."""
 
     kind = "database"
+
+
+def describe_db_error(exc: BaseException) -> str:
+    """``Type: first line`` of a database error's cause: short, and free of SQL parameters."""
+    cause = getattr(exc, "orig", None) or exc
+    first_line = (str(cause).splitlines() or [""])[0][:300]
+    return f"{type(cause).__name__}: {first_line}"

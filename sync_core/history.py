@@ -78,6 +78,8 @@ def record_changes(engine: Engine, result: SyncResult) -> str | None:
     if not result.success:
         return None
     changes = changes_of(result)
+    if not changes:  # a sync that changed nothing adds no history (and pushes none out)
+        return None
     with engine.connect() as conn:
         counts = model_counts(conn)
     return audit.write_audit(

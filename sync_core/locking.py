@@ -62,18 +62,27 @@ def current_holder(engine: Engine) -> tuple[str, str] | None:
     path = _lock_file(engine)
     if path is None:
         return ("this process", "") if _memory_lock.locked() else None
+    # Read, never lock: even a shared lock taken just to look would make a real sync's
+    # exclusive attempt fail. The holder writes this file and empties it on release.
     try:
-        with open(path, "a+b") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                info = _read_info(handle.read())
-                return info.get("holder", "another process"), info.get("since", "")
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        with open(path, "rb") as handle:
+            info = _read_info(handle.read())
     except OSError:
         return None
-    return None
+    pid = info.get("pid")
+    if not isinstance(pid, int) or not _alive(pid):
+        return None  # free, or its holder died (the OS released the lock with it)
+    return str(info.get("holder") or "another process"), str(info.get("since") or "")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _read_info(raw: bytes) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """Logging set-up: one line per event, text or JSON (``LOG_FORMAT``), level from ``LOG_LEVEL``.
 
-A redaction filter replaces the configured secrets wherever they would appear, as a last line
-of defence: the code never logs them on purpose.
+A redacting formatter replaces the configured secrets wherever they would appear in a line
+(message, traceback, JSON fields), as a last line of defence: the code never logs them.
 """
 
 from __future__ import annotations
@@ -30,20 +30,20 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(document, default=str).decode()
 
 
-class RedactSecrets(logging.Filter):
-    def __init__(self, secrets: Iterable[str]):
-        super().__init__()
-        self._secrets = [s for s in secrets if s and len(s) >= 4]
+class RedactingFormatter(logging.Formatter):
+    """Wraps a formatter and replaces every configured secret in its whole output: message,
+    traceback and JSON fields alike."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self._secrets:
-            message = record.getMessage()
-            redacted = message
-            for secret in self._secrets:
-                redacted = redacted.replace(secret, "***")
-            if redacted != message:
-                record.msg, record.args = redacted, None
-        return True
+    def __init__(self, inner: logging.Formatter, secrets: Iterable[str]):
+        super().__init__()
+        self._inner = inner
+        self._secrets = sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = self._inner.format(record)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
 
 def configure_logging(
@@ -51,12 +51,9 @@ def configure_logging(
 ) -> None:  # type: ignore[no-untyped-def]
     """Replace the root handlers with one that writes single-line events to stderr."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(
-        JsonFormatter()
-        if fmt == "json"
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
-    handler.addFilter(RedactSecrets(secrets))
+    inner = (JsonFormatter() if fmt == "json"
+             else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter(inner, secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

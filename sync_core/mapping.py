@@ -7,14 +7,14 @@ others: it becomes a :class:`Skip` with the reason, and the rest of the catalogu
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import orjson
+
+from .redact import clean_metadata, is_credential_key  # noqa: F401  (re-exported)
 
 # Column limits of the seed schema.
 MAX_ID_LENGTH = 255
@@ -107,66 +107,6 @@ class MappedCatalogue:
 
 class ModelDataError(ValueError):
     """A value the ``models`` columns cannot hold; the model is skipped, the rest syncs."""
-
-
-# --- credentials -------------------------------------------------------------------------------
-
-_SECRET_KEY_NAMES = frozenset(
-    {
-        "api_key",
-        "private_key",
-        "access_key",
-        "master_key",
-        "password",
-        "authorization",
-        "x-api-key",
-        "x-litellm-api-key",
-        "token",
-        "bearer_token",
-    }
-)
-_AWS_KEY = re.compile(r"^aws_.*_key", re.IGNORECASE)
-
-
-def is_credential_key(key: str, value: Any) -> bool:
-    """Whether a params/model_info key holds a credential that must never be stored or shown."""
-    lowered = key.lower()
-    if lowered in _SECRET_KEY_NAMES or "secret" in lowered or "password" in lowered:
-        return True
-    if "credential" in lowered or _AWS_KEY.match(lowered):
-        return True
-    # ``*_token`` holds a token when its value is text; costs like ``input_cost_per_token`` are
-    # numbers and stay.
-    return lowered.endswith("_token") and isinstance(value, str)
-
-
-def _strip_url_userinfo(value: str) -> str:
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return value
-    if parts.username is None and parts.password is None:
-        return value
-    host = parts.hostname or ""
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def clean_metadata(value: Any) -> Any:
-    """Drop null-valued keys and credentials, recursively; strip user:password@ from URLs."""
-    if isinstance(value, Mapping):
-        return {
-            str(k): clean_metadata(v)
-            for k, v in value.items()
-            if v is not None and not is_credential_key(str(k), v)
-        }
-    if isinstance(value, list):
-        return [clean_metadata(v) for v in value]
-    if isinstance(value, str) and "@" in value and "://" in value:
-        return _strip_url_userinfo(value)
-    if isinstance(value, float) and value == 0.0:
-        return 0.0  # JSONB has no -0.0: keeping it would rewrite the model on every sync
-    return value
 
 
 def canonical_json(value: Any) -> bytes:

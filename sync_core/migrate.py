@@ -16,6 +16,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 VERSION_TABLE = "litemaas_sync_alembic_version"
+#: Advisory lock serialising migrations of replicas that start together (not the sync lock).
+MIGRATION_LOCK = (0x4C4D5353, 2)
 
 
 def _migrations_dir() -> Path:
@@ -53,7 +55,14 @@ def is_up_to_date(engine: Engine) -> bool:
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
     """Bring the schema to ``revision``; returns the revision now applied."""
     config = _config()
-    with engine.begin() as conn:
+    connection = engine.connect()
+    if engine.dialect.name == "sqlite":  # replicas starting together: one migrates at a time
+        connection = connection.execution_options(sqlite_begin="IMMEDIATE")
+    with connection as conn, conn.begin():
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(
+                f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK[0]}, {MIGRATION_LOCK[1]})"
+            )
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
     return current_revision(engine)

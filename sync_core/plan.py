@@ -18,7 +18,15 @@ from typing import Any
 
 import orjson
 
-from .mapping import SYNCED_FIELDS, MappedCatalogue, ModelDataError, ModelRow, Skip, map_entry
+from .mapping import (
+    SYNCED_FIELDS,
+    MappedCatalogue,
+    ModelDataError,
+    ModelRow,
+    Skip,
+    features_for,
+    map_entry,
+)
 from .policy import ModelPolicy, Selection, approval_key, policies_digest, suspicious_changes
 
 INSERT = "insert"
@@ -196,7 +204,17 @@ def merge_base(current: ModelRow) -> ModelRow | None:
         return None
 
 
-_MERGED_FIELDS = tuple(f for f in SYNCED_FIELDS if f not in ("availability", "metadata"))
+_MERGED_FIELDS = tuple(
+    f for f in SYNCED_FIELDS if f not in ("availability", "metadata", "features")
+)
+
+
+def _with_features(row: ModelRow) -> ModelRow:
+    """``features`` always follows the capability flags (mapping rule), whatever was merged."""
+    features = features_for(
+        row.supports_function_calling, row.supports_parallel_function_calling, row.supports_vision
+    )
+    return row if features == row.features else dataclasses.replace(row, features=features)
 
 
 def _target_row(
@@ -227,7 +245,7 @@ def _target_row(
             values[name] = mine
             conflicts[name] = FieldChange(mine, theirs)
     merged = dataclasses.replace(desired, description=description, **values)
-    return merged, conflicts
+    return _with_features(merged), conflicts
 
 
 def _apply_policy(
@@ -248,7 +266,10 @@ def _apply_policy(
             if approval_key(current.id, name, candidate[name]) not in options.approvals:
                 held[name] = f"suspicious ({why}): held until an admin approves"
                 keep[name] = getattr(current, name)
-    return (dataclasses.replace(target, **keep) if keep else target), held, flags
+    if not keep:
+        return target, held, flags
+    target = dataclasses.replace(target, **keep)
+    return (target if "features" in keep else _with_features(target)), held, flags
 
 
 def _present_action(

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from . import migrate
 from .access import Actor
 from .config import Settings
-from .errors import ConfigError, SyncError
+from .errors import ConfigError, SyncError, describe_db_error
 from .mock_litellm import MockLiteLLMClient
 from .runtime import Runtime
 from .store import model_counts
@@ -73,9 +73,7 @@ def describe_failure(exc: BaseException, settings: Settings | None) -> str:
     if isinstance(exc, ConfigError):
         return f"Configuration error: {exc}"
     if isinstance(exc, sa.exc.SQLAlchemyError):
-        cause = getattr(exc, "orig", None) or exc
-        first = (str(cause).splitlines() or [""])[0][:200]
         where = settings.display_database_url() if settings else "DATABASE_URL"
-        return (f"Database not usable at {where}: {type(cause).__name__}: {first}. "
+        return (f"Database not usable at {where}: {describe_db_error(exc)}. "
                 "Check DATABASE_URL and that the server is up; start-up stopped.")
     return f"Start-up failed: {type(exc).__name__}: {exc}"

@@ -20,7 +20,14 @@ from sqlalchemy.engine import Engine
 from . import audit, control, retention
 from .access import Actor, require_admin
 from .db import is_postgres
-from .errors import DatabaseError, GuardError, PlanExpiredError, StalePlanError, SyncError
+from .errors import (
+    DatabaseError,
+    GuardError,
+    PlanExpiredError,
+    StalePlanError,
+    SyncError,
+    describe_db_error,
+)
 from .locking import HeldLock, LockLost, sync_lock
 from .mapping import MappedCatalogue, map_catalogue
 from .plan import (
@@ -122,12 +129,9 @@ def _count_plan(result: SyncResult, plan: SyncPlan) -> None:
             )
 
 
-def _database_error(exc: sa.exc.SQLAlchemyError) -> DatabaseError:
-    cause = getattr(exc, "orig", None) or exc
-    first_line = (str(cause).splitlines() or [""])[0][:300]
-    return DatabaseError(
-        f"Database error, nothing was written ({type(cause).__name__}: {first_line})"
-    )
+def _database_error(exc: sa.exc.SQLAlchemyError, *, reading: bool = False) -> DatabaseError:
+    what = "could not read the catalogue" if reading else "nothing was written"
+    return DatabaseError(f"Database error, {what} ({describe_db_error(exc)})")
 
 
 def _fail(result: SyncResult, exc: SyncError) -> None:
@@ -204,14 +208,20 @@ class SyncService:
         return map_catalogue(entries)
 
     def current_rows(self) -> Mapping[str, Any]:
-        with self.engine.connect() as conn:
-            return read_current_rows(conn)
+        try:
+            with self.engine.connect() as conn:
+                return read_current_rows(conn)
+        except sa.exc.SQLAlchemyError as exc:
+            raise _database_error(exc, reading=True) from None
 
     def preview(self, options: SyncOptions | None = None, *, fresh: bool = False) -> SyncPlan:
         """The plan a sync would apply now; writes nothing. Page views use the cached catalogue."""
         catalogue = self.catalogue(fresh=fresh)
-        with self.engine.connect() as conn:
-            return self._plan(conn, catalogue, options or self.options())
+        try:
+            with self.engine.connect() as conn:
+                return self._plan(conn, catalogue, options or self.options())
+        except sa.exc.SQLAlchemyError as exc:
+            raise _database_error(exc, reading=True) from None
 
     # --- writing ------------------------------------------------------------------------------
 

@@ -88,6 +88,13 @@ def test_sync_refused_while_another_runs(env, capsys):
     engine.dispose()
     assert code == 1
     assert "already running" in err and "worker-2" in err
+    engine = create_db_engine(env)
+    with sync_lock(engine, "schedule:worker-2"):
+        code, out, _ = run(capsys, "sync", "--json")
+    engine.dispose()
+    refused = json.loads(out)  # scripts parsing stdout get JSON even when refused
+    assert code == 1 and refused["success"] is False
+    assert refused["errorKind"] == "sync_in_progress" and refused["newModels"] == 0
 
 
 def test_unreachable_litellm_fails_cleanly(env, monkeypatch, capsys):

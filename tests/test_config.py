@@ -82,8 +82,8 @@ def test_bad_value_names_the_variable_and_the_accepted_form(env):
 
 
 @pytest.mark.parametrize(("env", "raw", "fragment"), [
-    ("DB_MAX_CONNECTIONS", "0", "between 1 and 1000"),
-    ("DB_MAX_CONNECTIONS", "1001", "between 1 and 1000"),
+    ("DB_MAX_CONNECTIONS", "1", "between 2 and 1000"),
+    ("DB_MAX_CONNECTIONS", "1001", "between 2 and 1000"),
     ("DB_CONNECTION_TIMEOUT", "0", "at least 1"),
     ("LITELLM_SYNC_INTERVAL", "0", "at least 1 second"),
     ("LITELLM_SYNC_INTERVAL", "1.5m", "(5m)"),

@@ -207,3 +207,18 @@ def test_wildcard_expansions_sharing_one_deployment_id_are_skipped():
     assert set(catalogue.rows) == {"real"}
     assert [s.kind for s in catalogue.skips] == [SKIP_WILDCARD, SKIP_WILDCARD]
     assert "wildcard" in catalogue.skips[0].reason
+
+
+def test_credentials_under_provider_specific_names_and_in_urls_are_stripped():
+    params = {
+        "api_base": "https://generativelanguage.example/v1?key=AIzaSECRET1&alt=sse",
+        "extra_headers": {"api-key": "SECRET2", "x-goog-api-key": "SECRET3",
+                          "Ocp-Apim-Subscription-Key": "SECRET4", "apikey": "SECRET5"},
+        "vertex_credentials": {"private_key": "SECRET6"},
+    }
+    row = map_entry(entry("m", params=params, access_token="SECRET7"))
+    dumped = row.metadata_json.decode()
+    for n in range(1, 8):
+        assert f"SECRET{n}" not in dumped
+    assert row.metadata["litellm_params"]["api_base"] == "https://generativelanguage.example/v1?alt=sse"
+    assert row.metadata["litellm_model_info"]["max_tokens"] == 4096  # not a credential

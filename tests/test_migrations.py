@@ -183,3 +183,16 @@ def test_existing_sqlite_tables_get_missing_columns(tmp_path):
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT extra_col FROM models")).scalar() == "keep me"
     engine.dispose()
+
+
+def test_replicas_migrating_a_fresh_database_together_all_succeed(empty_pg_url):
+    import subprocess
+    import sys
+
+    script = ("import sys; from sync_core.db import create_db_engine; from sync_core import migrate;"
+              "print(migrate.upgrade(create_db_engine(sys.argv[1])))")
+    procs = [subprocess.Popen([sys.executable, "-c", script, empty_pg_url], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outcomes = [(p.wait(timeout=120), p.stdout.read().strip(), p.stderr.read()) for p in procs]
+    assert all(code == 0 for code, _, _ in outcomes), [err[-400:] for _, _, err in outcomes]
+    assert {out for _, out, _ in outcomes} == {migrate.head_revision()}

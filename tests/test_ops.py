@@ -158,3 +158,19 @@ def test_doctor_passes_a_healthy_setup_and_fails_broken_ones(
 def _quiet_logging():
     yield
     configure_logging("WARNING", "text")
+
+
+def test_secrets_in_tracebacks_and_json_fields_are_redacted_too():
+    stream = io.StringIO()
+    configure_logging("INFO", "json", secrets=["sk-trace-secret-42"], stream=stream)
+    try:
+        try:
+            raise RuntimeError("boom with sk-trace-secret-42 inside")
+        except RuntimeError:
+            logging.getLogger("sync_core.test").exception("failed", extra={"key": "sk-trace-secret-42"})
+    finally:
+        configure_logging("WARNING", "text")
+    output = stream.getvalue()
+    assert "sk-trace-secret-42" not in output
+    record = json.loads(output)
+    assert "***" in record["exception"] and record["key"] == "***"

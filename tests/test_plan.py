@@ -184,3 +184,17 @@ def test_litellm_wins_overwrites_the_admins_edit():
     plan = build_plan(map_catalogue(real_entries()), current)
     (action,) = plan.by_action(UPDATE)
     assert action.target.context_length == 128000
+
+
+def test_merge_keeps_features_consistent_with_the_merged_flags():
+    # the admin turned vision on; LiteLLM now reports function calling for a model without it
+    upstream = real_entries()
+    info = upstream[4]["model_info"]  # compat-mistral: no flags upstream
+    current = current_from(real_entries(), **{"compat-mistral": {"supports_vision": True,
+                                                                 "features": ("vision", "chat")}})
+    info["supports_function_calling"] = True
+    plan = build_plan(map_catalogue(upstream), current, SyncOptions(conflict_resolution="merge"))
+    (action,) = [a for a in plan.actions if a.model_id == "compat-mistral"]
+    assert action.target.supports_vision and action.target.supports_function_calling
+    assert action.target.features == ("function_calling", "vision", "chat")
+    assert "features" not in action.conflicts

@@ -102,7 +102,7 @@ def _round(url, engine, fake, gate, entries):
         out, err = proc.communicate(timeout=120)
         if proc.returncode == 0:
             outcomes[name] = "ran"
-        elif "already running" in err:
+        elif "already running" in err + out:
             outcomes[name] = "busy"
         else:
             outcomes[name] = f"?{proc.returncode} {err[-300:]}"

@@ -1,0 +1,72 @@
+"""Credentials never reach the database, a log, a page or an error.
+
+LiteLLM 1.108 strips provider keys from ``/model/info``, but older or patched proxies may not,
+and config authors put keys in odd places (headers, URLs). Everything stored as model metadata
+passes through :func:`clean_metadata` first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+#: Key names (normalised: lower case, ``-`` → ``_``) that hold a credential.
+_CREDENTIAL_NAME = re.compile(
+    r"(^|_)(api_?key|apikey|access_?key|private_?key|master_?key|subscription_?key|secret|"
+    r"password|passwd|token|credentials?|authorization|signature|sig)$"
+)
+_AWS_KEY = re.compile(r"^aws_.*_key")
+#: URL query parameters that carry credentials (Gemini's ``?key=``, SAS signatures, ...).
+_SECRET_QUERY = frozenset({"key", "api_key", "apikey", "token", "access_token", "sig",
+                           "signature", "code", "password", "secret"})
+
+
+def is_credential_key(key: str, value: Any) -> bool:
+    """Whether a params/model_info key holds a credential that must never be stored or shown."""
+    name = key.lower().replace("-", "_")
+    if "secret" in name or "password" in name or "credential" in name or _AWS_KEY.match(name):
+        return True
+    if name.endswith("_token") or name == "token":
+        # ``input_cost_per_token`` is a price (a number): only text values are tokens.
+        return isinstance(value, str)
+    return bool(_CREDENTIAL_NAME.search(name))
+
+
+def strip_url_secrets(value: str) -> str:
+    """A URL without ``user:password@`` and without credential query parameters."""
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return value
+    netloc = parts.netloc
+    if parts.username is not None or parts.password is not None:
+        netloc = (parts.hostname or "") + (f":{port}" if port else "")
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        kept = [(k, v) for k, v in pairs if k.lower() not in _SECRET_QUERY]
+        if len(kept) != len(pairs):
+            query = urlencode(kept)
+    if netloc == parts.netloc and query == parts.query:
+        return value
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def clean_metadata(value: Any) -> Any:
+    """Drop null-valued keys and credentials, recursively; strip secrets from URLs."""
+    if isinstance(value, Mapping):
+        return {
+            str(k): clean_metadata(v)
+            for k, v in value.items()
+            if v is not None and not is_credential_key(str(k), v)
+        }
+    if isinstance(value, list):
+        return [clean_metadata(v) for v in value]
+    if isinstance(value, str) and "://" in value and ("@" in value or "?" in value):
+        return strip_url_secrets(value)
+    if isinstance(value, float) and value == 0.0:
+        return 0.0  # JSONB has no -0.0: keeping it would rewrite the model on every sync
+    return value
