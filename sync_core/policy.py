@@ -79,7 +79,9 @@ def suspicious_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[s
             flags[name] = f"the price moves more than 10× ({before} → {after})"
     before, after = old.get("context_length"), new.get("context_length")
     if before and after is not None and after * 2 < before:
-        flags["context_length"] = f"the context length shrinks by more than half ({before} → {after})"
+        flags["context_length"] = (
+            f"the context length shrinks by more than half ({before} → {after})"
+        )
     return flags
 
 
