@@ -46,7 +46,16 @@ def _server_parts() -> tuple[list, object]:  # type: ignore[type-arg]
         )
 
     async def sync_route(request: Request) -> Response:
-        body = await request.body()
+        declared = request.headers.get("content-length", "0")
+        if not declared.isdigit() or int(declared) > api.MAX_BODY_BYTES:
+            return respond(api.ApiResponse(413, {"error": "body_too_large",
+                                                 "message": "The body is limited to 64 KiB."}))
+        body = b""
+        async for chunk in request.stream():  # never read past the limit
+            body += chunk
+            if len(body) > api.MAX_BODY_BYTES:
+                return respond(api.ApiResponse(413, {"error": "body_too_large",
+                                                     "message": "The body is limited to 64 KiB."}))
         runtime = (await run_in_threadpool(api.get_app_runtime)).runtime
         answer = await run_in_threadpool(
             api.handle_sync,

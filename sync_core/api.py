@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from cachetools import TTLCache
 
 from .access import ADMIN, VIEWER, Actor
 from .catalogue_queries import catalogue_kpis
@@ -195,6 +196,15 @@ def _error(status: int, error: str, message: str, **extra: Any) -> ApiResponse:
     return ApiResponse(status, {"success": False, "error": error, "message": message, **extra})
 
 
+#: The sync route's body is two booleans: anything bigger than this is refused unread.
+MAX_BODY_BYTES = 64 * 1024
+#: Failed token checks per client address before 429, and how long they are remembered.
+MAX_AUTH_FAILURES = 10
+AUTH_FAILURE_WINDOW_S = 60
+_failures: TTLCache[str, int] = TTLCache(maxsize=10_000, ttl=AUTH_FAILURE_WINDOW_S)
+_failures_lock = threading.Lock()
+
+
 def check_token(settings: Settings, authorization: str | None) -> ApiResponse | None:
     """None when the Bearer token is right; the 401 answer otherwise."""
     expected = settings.sync_api_token.reveal() if settings.sync_api_token else ""
@@ -243,10 +253,20 @@ def handle_sync(
     ip_address: str | None = None,
     user_agent: str | None = None,
 ) -> ApiResponse:
-    """``POST /api/v1/models/sync``: authenticate, validate, sync (blocking: call from a thread)."""
+    """``POST /api/v1/models/sync``: throttle, authenticate, validate, sync (blocking: call
+    from a thread)."""
+    client = ip_address  # the server always knows it; direct callers (tests) may not
+    if client is not None and _failures.get(client, 0) >= MAX_AUTH_FAILURES:
+        return _error(429, "too_many_failures", "Too many failed attempts; try again later.",
+                      retryAfter=AUTH_FAILURE_WINDOW_S)
     denied = check_token(runtime.settings, authorization)
     if denied is not None:
+        if client is not None:
+            with _failures_lock:
+                _failures[client] = _failures.get(client, 0) + 1
         return denied
+    if len(body) > MAX_BODY_BYTES:
+        return _error(413, "body_too_large", f"The body is limited to {MAX_BODY_BYTES} bytes.")
     parsed = parse_sync_body(body)
     if isinstance(parsed, ApiResponse):
         return parsed
