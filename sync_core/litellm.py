@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 import requests
+import urllib3
 from cachetools import TTLCache
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -70,6 +71,31 @@ def _reason(exc: BaseException) -> str:
         if marker in text:
             return marker.lower()
     return type(exc).__name__
+
+
+def _read_body(response: requests.Response, deadline: float, timeout: float) -> bytes:
+    """The whole body, or ``requests.Timeout`` once the total deadline passes.
+
+    ``read1`` returns whatever has arrived (instead of waiting for a full chunk), so a server
+    dripping bytes is cut within one socket read of the deadline. urllib3's own errors (a cut
+    body, a reset) become the requests errors the caller classifies.
+    """
+    raw = response.raw
+    chunks = []
+    try:
+        while True:
+            chunk = raw.read1(256 * 1024, decode_content=True)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                response.close()
+                raise requests.Timeout(f"body not complete within {timeout:g} s: timed out")
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.Timeout(str(exc)) from None
+    except urllib3.exceptions.HTTPError as exc:
+        raise requests.ConnectionError(str(exc)) from None
+    return b"".join(chunks)
 
 
 def parse_catalogue(body: bytes, url: str) -> list[Any]:
@@ -146,13 +172,7 @@ class LiteLLMClient:
             # drips bytes could hold a sync (and its lock) forever, so enforce a total deadline.
             deadline = time.monotonic() + timeout
             response = self._session.get(url, headers=self._headers(), timeout=timeout, stream=True)
-            chunks = []
-            for chunk in response.iter_content(256 * 1024):
-                chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    response.close()
-                    raise requests.Timeout(f"body not complete within {timeout:g} s: timed out")
-            body = response._content = b"".join(chunks)  # a cut body raises inside this try
+            body = response._content = _read_body(response, deadline, timeout)
         except requests.Timeout as exc:
             self._observe("timeout", started)
             raise LiteLLMTimeoutError(

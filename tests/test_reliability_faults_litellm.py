@@ -273,10 +273,6 @@ def test_partly_malformed_list_syncs_the_good_entries(fake, engine, pg_url):
     assert last["success"] is True and last["metadata"]["counts"]["errors"] == len(bad)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: sync_core/litellm.py _get_once checks its total "
-                   "deadline only between 256 KiB chunks; iter_content blocks until a whole chunk "
-                   "arrives, so a server dripping a body holds the sync (and its lock) far past "
-                   "the timeout")
 def test_a_dripping_body_is_cut_at_the_total_deadline(fake):
     import time
 
