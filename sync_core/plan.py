@@ -116,6 +116,10 @@ class SyncPlan:
     entry_count: int
     #: Things an admin should know before applying (guards are enforced by the sync service).
     warnings: tuple[str, ...] = ()
+    #: What each toggle does in this plan, so a page need not plan three more times:
+    #: ``force_update`` → present models it rewrites although unchanged; ``mark_unavailable``
+    #: → models it marks unavailable (whether or not the option is on).
+    option_effects: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def has_changes(self) -> bool:
@@ -301,6 +305,9 @@ def _skip_action(skip: Skip) -> PlanAction:
     return PlanAction(skip.model_id, SKIP, {}, f"{skip.kind}: {skip.reason}{detail}")
 
 
+_MARK_IS_OFF = "no longer served by LiteLLM; markUnavailable is off"
+
+
 def _absent_action(
     row: ModelRow,
     options: SyncOptions,
@@ -315,8 +322,7 @@ def _absent_action(
             return PlanAction(model_id, UNCHANGED, {}, "LiteLLM still serves it, but its entry "
                               "has a data error: left as it is", None, row)
         if not options.mark_unavailable:
-            return PlanAction(model_id, UNCHANGED, {}, "no longer served by LiteLLM; "
-                              "markUnavailable is off", None, row)
+            return PlanAction(model_id, UNCHANGED, {}, _MARK_IS_OFF, None, row)
         if policy.pinned:
             return PlanAction(model_id, UNCHANGED, {}, "no longer served by LiteLLM, but pinned: "
                               "never marked unavailable", None, row)
@@ -392,6 +398,18 @@ def build_plan(
             f"LiteLLM returned no usable models: this would mark all {available_now} available "
             "models unavailable"
         )
+    forced = tuple(
+        a.model_id for a in actions
+        if a.current is not None and a.desired is not None and (
+            (a.action == UNCHANGED and options.conflict_resolution != "database_wins"
+             and a.reason != "outside this sync's selection")
+            or (a.action == UPDATE and not a.changes)
+        )
+    )
+    marked = tuple(
+        a.model_id for a in actions
+        if a.action == MARK_UNAVAILABLE or a.reason == _MARK_IS_OFF
+    )
     extra = [policies_digest(policies), sorted(a.model_id for a in actions if a.action == DELETE)]
     return SyncPlan(
         actions=tuple(actions),
@@ -400,6 +418,7 @@ def build_plan(
         options=options,
         entry_count=catalogue.entry_count,
         warnings=tuple(warnings),
+        option_effects={"force_update": forced, "mark_unavailable": marked},
     )
 
 

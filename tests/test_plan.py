@@ -198,3 +198,14 @@ def test_merge_keeps_features_consistent_with_the_merged_flags():
     assert action.target.supports_vision and action.target.supports_function_calling
     assert action.target.features == ("function_calling", "vision", "chat")
     assert "features" not in action.conflicts
+
+
+def test_option_effects_say_what_each_toggle_does_without_planning_again():
+    current = current_from(real_entries()[:-1])
+    catalogue = map_catalogue(real_entries()[1:])  # gpt-4o gone, the embedding model new
+    for options in (SyncOptions(), SyncOptions(force_update=True, mark_unavailable=False)):
+        plan = build_plan(catalogue, current, options)
+        assert plan.option_effects["mark_unavailable"] == ("gpt-4o",)
+        assert len(plan.option_effects["force_update"]) == 6
+        forced = build_plan(catalogue, current, SyncOptions(force_update=True))
+        assert forced.summary[UPDATE] == 6
