@@ -44,11 +44,25 @@ def runtime(sqlite_url):
     rt.close()
 
 
-@pytest.mark.parametrize("authorization", [
-    None, "", "Bearer", "Bearer ", f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", TOKEN,
-    f"Basic {TOKEN}", f"Token {TOKEN}", f"Bearer {TOKEN.upper()}", "Bearer \x00",
-    "Bearer " + "a" * 100_000, "Bearer ünïcødé",
-], ids=lambda a: repr(a)[:30])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        f"Bearer {TOKEN}x",
+        f"Bearer {TOKEN[:-1]}",
+        TOKEN,
+        f"Basic {TOKEN}",
+        f"Token {TOKEN}",
+        f"Bearer {TOKEN.upper()}",
+        "Bearer \x00",
+        "Bearer " + "a" * 100_000,
+        "Bearer ünïcødé",
+    ],
+    ids=lambda a: repr(a)[:30],
+)
 def test_missing_or_wrong_token_is_401_and_syncs_nothing(runtime, authorization):
     answer = api.handle_sync(runtime, authorization=authorization, body=b"{}")
     assert answer.status == 401 and answer.body["success"] is False
@@ -64,8 +78,9 @@ def test_right_token_syncs(runtime):
 
 def test_no_configured_token_means_closed(sqlite_url):
     for token in (None, Secret("")):
-        rt = build_runtime(Settings(database_url=sqlite_url, sync_api_token=token),
-                           source=StaticSource())
+        rt = build_runtime(
+            Settings(database_url=sqlite_url, sync_api_token=token), source=StaticSource()
+        )
         for auth in (None, "Bearer ", "Bearer None", "Bearer null"):
             answer = api.handle_sync(rt, authorization=auth, body=b"{}")
             assert answer.status == 401 and answer.body["error"] == "sync_api_disabled"
@@ -87,16 +102,26 @@ def test_token_is_compared_in_constant_time(runtime, monkeypatch):
 
 
 def test_bad_bodies_are_400_and_sync_nothing(runtime):
-    for body in (b"[]", b"not json", b'{"forceUpdate": "yes"}', b'{"dropTables": true}',
-                 b'{"forceUpdate": 1}', b'{"markUnavailable": null}'):
+    for body in (
+        b"[]",
+        b"not json",
+        b'{"forceUpdate": "yes"}',
+        b'{"dropTables": true}',
+        b'{"forceUpdate": 1}',
+        b'{"markUnavailable": null}',
+    ):
         answer = api.handle_sync(runtime, authorization=f"Bearer {TOKEN}", body=body)
         assert answer.status == 400, body
     assert runtime.service.source.fetches == 0
 
 
 def test_repeated_failures_are_throttled(runtime):
-    statuses = [api.handle_sync(runtime, authorization=f"Bearer guess-{i}", body=b"{}",
-                                ip_address="203.0.113.9").status for i in range(30)]
+    statuses = [
+        api.handle_sync(
+            runtime, authorization=f"Bearer guess-{i}", body=b"{}", ip_address="203.0.113.9"
+        ).status
+        for i in range(30)
+    ]
     assert 429 in statuses
 
 
@@ -107,6 +132,7 @@ def test_oversized_body_is_refused(runtime):
 
 
 # --- the real routes, driven as ASGI (no server, no browser) -----------------------------------
+
 
 def _asgi(app, method, path, headers=(), body=b"", query=b""):
     """One request through the ASGI app; returns (status, headers dict, body)."""
@@ -122,10 +148,19 @@ def _asgi(app, method, path, headers=(), body=b"", query=b""):
         elif message["type"] == "http.response.body":
             sent["body"] += message.get("body", b"")
 
-    scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(),
-             "query_string": query, "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
-             "client": ("198.51.100.7", 5555), "server": ("testserver", 80), "scheme": "http",
-             "http_version": "1.1", "root_path": ""}
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
+        "client": ("198.51.100.7", 5555),
+        "server": ("testserver", 80),
+        "scheme": "http",
+        "http_version": "1.1",
+        "root_path": "",
+    }
     asyncio.run(app(scope, receive, send))
     return sent["status"], sent["headers"], sent["body"]
 
@@ -148,27 +183,51 @@ def routes_app(sqlite_url, monkeypatch):
 def test_no_cross_site_use(routes_app, sqlite_url):
     evil = ("Origin", "https://evil.example")
     # a cross-site form post (a "simple" request: no custom header, maybe cookies) is refused
-    status, headers, _ = _asgi(routes_app, "POST", "/api/v1/models/sync",
-                               [evil, ("Content-Type", "application/x-www-form-urlencoded"),
-                                ("Cookie", f"token={TOKEN}; _streamlit_xsrf=abc")],
-                               b"forceUpdate=true")
+    status, headers, _ = _asgi(
+        routes_app,
+        "POST",
+        "/api/v1/models/sync",
+        [
+            evil,
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", f"token={TOKEN}; _streamlit_xsrf=abc"),
+        ],
+        b"forceUpdate=true",
+    )
     assert status == 401
     assert "access-control-allow-origin" not in headers
     # the token is not accepted from the query string either
-    status, _, _ = _asgi(routes_app, "POST", "/api/v1/models/sync", [evil],
-                         query=f"token={TOKEN}&access_token={TOKEN}".encode())
+    status, _, _ = _asgi(
+        routes_app,
+        "POST",
+        "/api/v1/models/sync",
+        [evil],
+        query=f"token={TOKEN}&access_token={TOKEN}".encode(),
+    )
     assert status == 401
     # a preflight for the Authorization header gets no CORS grant, so browsers never send it
-    status, headers, _ = _asgi(routes_app, "OPTIONS", "/api/v1/models/sync",
-                               [evil, ("Access-Control-Request-Method", "POST"),
-                                ("Access-Control-Request-Headers", "authorization")])
+    status, headers, _ = _asgi(
+        routes_app,
+        "OPTIONS",
+        "/api/v1/models/sync",
+        [
+            evil,
+            ("Access-Control-Request-Method", "POST"),
+            ("Access-Control-Request-Headers", "authorization"),
+        ],
+    )
     assert status >= 400 or "access-control-allow-origin" not in headers
     assert "access-control-allow-origin" not in headers
     engine = make_engine(sqlite_url)
     assert [a["metadata"]["trigger"] for a in audit_rows(engine)] == ["startup"]  # no api sync
     # the legitimate, non-browser caller works and still gets no CORS grant
-    status, headers, _ = _asgi(routes_app, "POST", "/api/v1/models/sync",
-                               [evil, ("Authorization", f"Bearer {TOKEN}")], b"{}")
+    status, headers, _ = _asgi(
+        routes_app,
+        "POST",
+        "/api/v1/models/sync",
+        [evil, ("Authorization", f"Bearer {TOKEN}")],
+        b"{}",
+    )
     assert status == 200 and "access-control-allow-origin" not in headers
     assert audit_rows(engine)[-1]["metadata"]["trigger"] == "api"
     engine.dispose()

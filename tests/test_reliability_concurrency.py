@@ -88,13 +88,27 @@ def _round(url, engine, fake, gate, entries):
             outcomes[name] = f"?{scheduler.last_skip_reason}"
         done.release()
 
-    procs = {f"cli-{i}": subprocess.Popen([*REAL_CLI, "sync", "--json"],
-                                          env=cli_env(url, fake.url, KEY), cwd=ROOT,
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(3)}
-    threads = [threading.Thread(target=f, args=(n,)) for f, n in (
-        (thread_service, "thread-0"), (thread_service, "thread-1"), (thread_api, "api-0"),
-        (thread_api, "api-1"), (thread_scheduler, "scheduler"))]
+    procs = {
+        f"cli-{i}": subprocess.Popen(
+            [*REAL_CLI, "sync", "--json"],
+            env=cli_env(url, fake.url, KEY),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(3)
+    }
+    threads = [
+        threading.Thread(target=f, args=(n,))
+        for f, n in (
+            (thread_service, "thread-0"),
+            (thread_service, "thread-1"),
+            (thread_api, "api-0"),
+            (thread_api, "api-1"),
+            (thread_scheduler, "scheduler"),
+        )
+    ]
     for t in threads:
         t.start()
 
@@ -150,15 +164,22 @@ def test_eight_concurrent_syncs_one_runs(kind, request):
             assert holder[0].split(":")[0] in {"cli", "manual", "api", "schedule"}
             # no duplicate or lost row; the table is exactly what one sync of this catalogue makes
             with engine.connect() as conn:
-                dupes = conn.execute(sa.text(
-                    "SELECT id FROM models GROUP BY id HAVING count(*) > 1")).all()
+                dupes = conn.execute(
+                    sa.text("SELECT id FROM models GROUP BY id HAVING count(*) > 1")
+                ).all()
             assert dupes == []
-            assert current_rows(engine) == expected_rows(fake.entries, before, mark_unavailable=True)
+            assert current_rows(engine) == expected_rows(
+                fake.entries, before, mark_unavailable=True
+            )
             new_audits = audit_rows(engine)[audits:]
             assert len(new_audits) == 1 and new_audits[0]["success"] is True
             trigger = new_audits[0]["metadata"]["trigger"]
-            assert trigger == {"cli": "cli", "thread": "manual", "api": "api",
-                               "scheduler": "schedule"}[winner.split("-")[0]]
+            assert (
+                trigger
+                == {"cli": "cli", "thread": "manual", "api": "api", "scheduler": "schedule"}[
+                    winner.split("-")[0]
+                ]
+            )
             assert lock_is_free(engine)
     engine.dispose()
     print(f"\n[concurrency {kind}] rounds={ROUNDS} outcomes={dict(summary)}")

@@ -42,7 +42,7 @@ from tests.reliability.helpers import (
 
 SEED = 20251127
 MODELS = 5000
-KILLS = {"postgresql": 20, "sqlite": 10}
+KILLS = {"postgresql": 20, "sqlite": 6}
 KEY = "sk-reliability-crash"
 ADMIN = Actor("reliability@example.com", "admin")
 
@@ -59,10 +59,15 @@ def _fp(engine):
 
 def _data_writing(engine) -> bool:
     with engine.connect() as conn:
-        return bool(conn.execute(sa.text(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND state = 'active' AND (query LIKE 'INSERT INTO models%' OR query LIKE "
-            "'%UPDATE models%') AND pid <> pg_backend_pid()")).scalar())
+        return bool(
+            conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND state = 'active' AND (query LIKE 'INSERT INTO models%' OR query LIKE "
+                    "'%UPDATE models%') AND pid <> pg_backend_pid()"
+                )
+            ).scalar()
+        )
 
 
 def _sqlite_locked_by(path: str, pid: int) -> bool:
@@ -93,7 +98,9 @@ def test_kill_9_mid_sync_leaves_old_or_new_state(kind, request, tmp_path, capsys
         # calibrate: how long does an uninterrupted CLI sync take here?
         fake.body = bodies["B"]
         started = time.monotonic()
-        done = subprocess.run([*REAL_CLI, "sync"], env=env, cwd=ROOT, capture_output=True, timeout=120)
+        done = subprocess.run(
+            [*REAL_CLI, "sync"], env=env, cwd=ROOT, capture_output=True, timeout=120
+        )
         duration = time.monotonic() - started
         assert done.returncode == 0, done.stderr
         assert _fp(engine) == states["B"]
@@ -103,7 +110,7 @@ def test_kill_9_mid_sync_leaves_old_or_new_state(kind, request, tmp_path, capsys
         for i in range(KILLS[kind]):
             target = "A'" if current == "B" else "B"
             fake.body = bodies["A" if target == "A'" else "B"]
-            log = open(tmp_path / f"cli-{i}.log", "wb")
+            log = open(tmp_path / f"cli-{i}.log", "wb")  # noqa: SIM115 - closed after the kill
             proc = subprocess.Popen([*REAL_CLI, "sync"], env=env, cwd=ROOT, stdout=log, stderr=log)
             if i % 2 == 0:
                 mode = "random"
@@ -111,15 +118,22 @@ def test_kill_9_mid_sync_leaves_old_or_new_state(kind, request, tmp_path, capsys
             elif kind == "postgresql":  # the moment its INSERT/UPDATE on models runs
                 mode = "mid-write"
                 deadline = time.monotonic() + 60
-                while proc.poll() is None and not _data_writing(engine) and time.monotonic() < deadline:
+                while (
+                    proc.poll() is None
+                    and not _data_writing(engine)
+                    and time.monotonic() < deadline
+                ):
                     time.sleep(0.005)
                 time.sleep(rng.uniform(0.0, 0.05))
             else:  # SQLite's writes are not observable from outside: once it holds the lock
                 mode = "after-lock"
                 deadline = time.monotonic() + 60
                 path = url.removeprefix("sqlite:///")
-                while proc.poll() is None and not _sqlite_locked_by(path, proc.pid) \
-                        and time.monotonic() < deadline:
+                while (
+                    proc.poll() is None
+                    and not _sqlite_locked_by(path, proc.pid)
+                    and time.monotonic() < deadline
+                ):
                     time.sleep(0.005)
                 time.sleep(rng.uniform(0.0, duration / 2))
             finished_first = proc.poll() is not None
@@ -140,13 +154,16 @@ def test_kill_9_mid_sync_leaves_old_or_new_state(kind, request, tmp_path, capsys
 
         # and the real CLI completes after all that
         fake.body = bodies["A" if current == "B" else "B"]
-        done = subprocess.run([*REAL_CLI, "sync", "--json"], env=env, cwd=ROOT,
-                              capture_output=True, timeout=120)
+        done = subprocess.run(
+            [*REAL_CLI, "sync", "--json"], env=env, cwd=ROOT, capture_output=True, timeout=120
+        )
         assert done.returncode == 0 and json.loads(done.stdout)["success"] is True
     engine.dispose()
     with capsys.disabled():
-        print(f"\n[crash {kind}] seed={SEED} models={MODELS} kills={KILLS[kind]} "
-              f"calibrated_sync={duration:.2f}s outcomes={dict(sorted(outcomes.items()))}")
+        print(
+            f"\n[crash {kind}] seed={SEED} models={MODELS} kills={KILLS[kind]} "
+            f"calibrated_sync={duration:.2f}s outcomes={dict(sorted(outcomes.items()))}"
+        )
     assert sum(outcomes.values()) == KILLS[kind]
     killed = sum(v for k, v in outcomes.items() if ":killed:" in k)
     assert killed >= KILLS[kind] * 3 // 4  # most kills hit a running sync

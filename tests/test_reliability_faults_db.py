@@ -105,8 +105,11 @@ def test_syncing_connection_terminated_mid_write(pg, admin_pg, statement):
         conn.exec_driver_sql(SLOW_WRITE.format(seconds=30, events=statement))
 
     thread, box = _in_thread(lambda: service.run(trigger="manual", actor=ADMIN))
-    pid = _wait_for(admin_pg, "SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' "
-                              f"AND query LIKE '%{statement} %models%' AND datname = current_database()")
+    pid = _wait_for(
+        admin_pg,
+        "SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' "
+        f"AND query LIKE '%{statement} %models%' AND datname = current_database()",
+    )
     with admin_pg.connect() as conn:
         assert conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
     thread.join(20)
@@ -154,8 +157,11 @@ def test_lock_connection_terminated_mid_sync_refuses_to_commit(pg, admin_pg):
     source.release.clear()
     thread, box = _in_thread(lambda: service.run(trigger="manual", actor=ADMIN))
     assert source.entered.wait(10)
-    pid = _wait_for(admin_pg, "SELECT pid FROM pg_stat_activity WHERE application_name LIKE "
-                              "'litemaas-sync lock:%' AND datname = current_database()")
+    pid = _wait_for(
+        admin_pg,
+        "SELECT pid FROM pg_stat_activity WHERE application_name LIKE "
+        "'litemaas-sync lock:%' AND datname = current_database()",
+    )
     with admin_pg.connect() as conn:
         conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
     assert lock_is_free(pg)  # another replica could take it now ...
@@ -179,8 +185,10 @@ def test_statement_timeout_rolls_back(pg_url, admin_pg):
     engine.dispose()
     with admin_pg.begin() as conn:
         conn.exec_driver_sql(SLOW_WRITE.format(seconds=2, events="INSERT OR UPDATE"))
-        conn.exec_driver_sql("DO $$ BEGIN EXECUTE format('ALTER DATABASE %%I SET "
-                             "statement_timeout = 300', current_database()); END $$")
+        conn.exec_driver_sql(
+            "DO $$ BEGIN EXECUTE format('ALTER DATABASE %%I SET "
+            "statement_timeout = 300', current_database()); END $$"
+        )
     engine = make_engine(pg_url)  # new sessions get the timeout
     source = StaticSource(changed_catalogue())
     service = SyncService(engine, source)
@@ -259,7 +267,9 @@ def test_constraint_violation_on_one_row_writes_nothing(db_url, request):
     assert audit_rows(engine)[-1]["success"] is False
     assert lock_is_free(engine)
     with engine.begin() as conn:
-        conn.exec_driver_sql("DROP TRIGGER reliability_poison" + (" ON models" if kind == "postgresql" else ""))
+        conn.exec_driver_sql(
+            "DROP TRIGGER reliability_poison" + (" ON models" if kind == "postgresql" else "")
+        )
     base = current_rows(engine)
     assert service.run(trigger="manual", actor=ADMIN).success
     assert current_rows(engine) == expected_rows(source.entries, base, mark_unavailable=True)

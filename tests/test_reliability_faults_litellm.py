@@ -20,7 +20,14 @@ from sync_core.runtime import build_runtime
 from sync_core.sync import SyncService
 from tests import fake_litellm as fl
 from tests.factories import entry, real_entries
-from tests.reliability.helpers import audit_rows, cli_env, fingerprint, lock_is_free, make_engine, run_cli
+from tests.reliability.helpers import (
+    audit_rows,
+    cli_env,
+    fingerprint,
+    lock_is_free,
+    make_engine,
+    run_cli,
+)
 
 KEY = "sk-reliability-faults-5f1e"
 ADMIN = Actor("reliability@example.com", "admin")
@@ -33,8 +40,14 @@ FAULTS = [
     ("reset", fl.reset, "connection", 3, True, "Could not reach LiteLLM"),
     ("closed-without-answer", fl.close, "connection", 3, True, "Could not reach LiteLLM"),
     ("hang", fl.hang(5.0), "timeout", 3, True, "did not answer within"),
-    ("slow-drip", fl.drip(b'{"data": [  ]}', chunk=4, interval=0.1),
-     "timeout", 3, True, "did not answer within"),
+    (
+        "slow-drip",
+        fl.drip(b'{"data": [  ]}', chunk=4, interval=0.1),
+        "timeout",
+        3,
+        True,
+        "did not answer within",
+    ),
     ("truncated", fl.truncated(), "connection", 3, True, "Could not reach LiteLLM"),
     ("http-500", fl.status(500, b"boom"), "server", 3, True, "HTTP 500"),
     ("http-502", fl.status(502, b"bad gateway"), "server", 3, True, "HTTP 502"),
@@ -44,10 +57,22 @@ FAULTS = [
     ("http-403", fl.status(403, b'{"error": "forbidden"}'), "authentication", 1, False, "HTTP 403"),
     ("malformed-json", fl.malformed_json, "data", 1, False, "invalid JSON"),
     ("wrong-shape", fl.wrong_shape, "data", 1, False, "without a 'data' list"),
-    ("data-not-a-list", fl.status(200, b'{"data": {"model_name": "x"}}'), "data", 1, False,
-     "without a 'data' list"),
-    ("html-page", fl.status(200, b"<html>proxy login</html>", "text/html"), "data", 1, False,
-     "invalid JSON"),
+    (
+        "data-not-a-list",
+        fl.status(200, b'{"data": {"model_name": "x"}}'),
+        "data",
+        1,
+        False,
+        "without a 'data' list",
+    ),
+    (
+        "html-page",
+        fl.status(200, b"<html>proxy login</html>", "text/html"),
+        "data",
+        1,
+        False,
+        "invalid JSON",
+    ),
     ("not-loaded", fl.not_loaded, "data", 1, False, "no model list loaded"),
 ]
 
@@ -80,10 +105,13 @@ def _client(fake, sleeps, **kw):
     return LiteLLMClient(fake.url, Secret(KEY), timeout=TIMEOUT, sleep=sleeps, **kw)
 
 
-@pytest.mark.parametrize(("behaviour", "kind", "attempts", "transient", "words"),
-                         [pytest.param(*f[1:], id=f[0]) for f in FAULTS])
-def test_fault_fails_cleanly_everywhere(fake, engine, pg_url, behaviour, kind, attempts,
-                                        transient, words):
+@pytest.mark.parametrize(
+    ("behaviour", "kind", "attempts", "transient", "words"),
+    [pytest.param(*f[1:], id=f[0]) for f in FAULTS],
+)
+def test_fault_fails_cleanly_everywhere(
+    fake, engine, pg_url, behaviour, kind, attempts, transient, words
+):
     sleeps = Sleeps()
     client = _client(fake, sleeps)
     service = SyncService(engine, client)
@@ -116,8 +144,12 @@ def test_fault_fails_cleanly_everywhere(fake, engine, pg_url, behaviour, kind, a
     assert lock_is_free(engine, wait=0)
 
     # the HTTP API
-    settings = Settings(litellm_url=fake.url, litellm_api_key=Secret(KEY), database_url=pg_url,
-                        sync_api_token=Secret("tok-faults"))
+    settings = Settings(
+        litellm_url=fake.url,
+        litellm_api_key=Secret(KEY),
+        database_url=pg_url,
+        sync_api_token=Secret("tok-faults"),
+    )
     runtime = build_runtime(settings, source=_client(fake, Sleeps()), engine=engine)
     answer = api.handle_sync(runtime, authorization="Bearer tok-faults", body=b"{}")
     assert answer.status == 502
@@ -126,7 +158,9 @@ def test_fault_fails_cleanly_everywhere(fake, engine, pg_url, behaviour, kind, a
     assert fingerprint(engine) == before
 
     # the CLI, in a subprocess (real entry point, short timeout, back-off not slept)
-    done = run_cli(["sync", "--json"], cli_env(pg_url, fake.url, KEY, RELIABILITY_TIMEOUT=str(TIMEOUT)))
+    done = run_cli(
+        ["sync", "--json"], cli_env(pg_url, fake.url, KEY, RELIABILITY_TIMEOUT=str(TIMEOUT))
+    )
     assert done.returncode == 1, done.stderr
     out = json.loads(done.stdout)
     assert out["success"] is False and out["errorKind"] == kind
@@ -138,8 +172,11 @@ def test_fault_fails_cleanly_everywhere(fake, engine, pg_url, behaviour, kind, a
     assert lock_is_free(engine, wait=0)
 
 
-@pytest.mark.parametrize("behaviour", [fl.status(401, b"{}"), fl.not_loaded, fl.malformed_json],
-                         ids=["401", "not-loaded", "malformed"])
+@pytest.mark.parametrize(
+    "behaviour",
+    [fl.status(401, b"{}"), fl.not_loaded, fl.malformed_json],
+    ids=["401", "not-loaded", "malformed"],
+)
 def test_real_cli_entry_point_reports_permanent_faults(fake, engine, pg_url, behaviour):
     """Unpatched ``python -m sync_core`` (no wrapper): exit 1, one clear line, no traceback."""
     SyncService(engine, _client(fake, Sleeps())).run(trigger="manual", actor=ADMIN)
@@ -195,8 +232,10 @@ def test_breaker_opens_after_five_failed_syncs_and_recovers(fake, engine):
     assert fake.count("/model/info") == sent + 1  # exactly one probe
     assert fingerprint(engine) == before  # the same catalogue: nothing to change
     kinds = [(a["success"], a["metadata"]["errorKind"]) for a in audit_rows(engine)]
-    assert kinds == [(True, None)] + [(False, "server")] * 5 + [(False, "circuit_open"),
-                                                                (True, None)]
+    assert kinds == [(True, None)] + [(False, "server")] * 5 + [
+        (False, "circuit_open"),
+        (True, None),
+    ]
 
 
 def test_empty_catalogue_is_refused_unless_overridden(fake, engine, pg_url):
@@ -252,7 +291,12 @@ def test_empty_catalogue_on_an_empty_database_is_a_plain_success(fake, engine):
 def test_partly_malformed_list_syncs_the_good_entries(fake, engine, pg_url):
     good = real_entries()
     bad = [
-        "not an object", None, 42, [], {"model_info": {}}, {"model_name": ""},
+        "not an object",
+        None,
+        42,
+        [],
+        {"model_info": {}},
+        {"model_name": ""},
         {"model_name": ["list"]},
         entry("bad-price", input_cost_per_token="free"),
         entry("bad-context", max_input_tokens="lots"),
@@ -266,8 +310,12 @@ def test_partly_malformed_list_syncs_the_good_entries(fake, engine, pg_url):
     out = json.loads(done.stdout)
     assert out["success"] is True and out["newModels"] == 8
     assert len(out["errors"]) == len(bad)
-    assert any(e.startswith("bad-price: input_cost_per_token must be a number") for e in out["errors"])
-    rows = {r[0] for r in __import__("tests.reliability.helpers", fromlist=["x"]).table_rows(engine)}
+    assert any(
+        e.startswith("bad-price: input_cost_per_token must be a number") for e in out["errors"]
+    )
+    rows = {
+        r[0] for r in __import__("tests.reliability.helpers", fromlist=["x"]).table_rows(engine)
+    }
     assert rows == {e["model_name"] for e in good}
     last = audit_rows(engine)[-1]
     assert last["success"] is True and last["metadata"]["counts"]["errors"] == len(bad)

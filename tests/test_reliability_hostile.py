@@ -14,7 +14,6 @@ import pytest
 import sqlalchemy as sa
 
 from sync_core.access import Actor
-from sync_core.config import Secret
 from sync_core.litellm import LiteLLMClient
 from sync_core.sync import SyncService
 from tests import fake_litellm as fl
@@ -42,18 +41,31 @@ HOSTILE = [
     ("single-quote", _e("it's-a-model"), STORED),
     ("double-quote-backslash", _e('say "hi" \\ back\\slash'), STORED),
     ("sql-injection-name", _e("x'); DROP TABLE models; --"), STORED),
-    ("sql-injection-description", _e("sqli-desc", description="'; DELETE FROM audit_logs; --"),
-     STORED),
+    (
+        "sql-injection-description",
+        _e("sqli-desc", description="'; DELETE FROM audit_logs; --"),
+        STORED,
+    ),
     ("json-path-name", _e("$.id')) OR 1=1 --"), STORED),
     ("unicode", _e("模型-🚀-ñ-Ωμέγα"), STORED),
     ("rtl-override-zero-width", _e("evil\u202etxt.exe\u200b\ufeff"), STORED),
     ("control-characters", _e("tab\there\nnewline\rcr\x01\x1b[31mred"), STORED),
     ("name-255", _e("n" * 255), STORED),
     ("html-name", _e("<script>alert('name')</script>"), STORED),
-    ("html-description", _e("html-desc", description='<img src=x onerror="alert(1)"><b>x</b>'),
-     STORED),
-    ("markdown-description", _e("md-desc", description="[click](javascript:alert(1)) "
-                                "![px](http://evil.example/p.png) **bold** <u>u</u>"), STORED),
+    (
+        "html-description",
+        _e("html-desc", description='<img src=x onerror="alert(1)"><b>x</b>'),
+        STORED,
+    ),
+    (
+        "markdown-description",
+        _e(
+            "md-desc",
+            description="[click](javascript:alert(1)) "
+            "![px](http://evil.example/p.png) **bold** <u>u</u>",
+        ),
+        STORED,
+    ),
     ("description-10k", _e("long-desc", description="d" * 10_000), STORED),
     ("zero-price", _e("free-model", input_cost_per_token=0, output_cost_per_token=0.0), STORED),
     ("negative-zero-price", _e("neg-zero", input_cost_per_token=-0.0), STORED),
@@ -88,8 +100,11 @@ HOSTILE = [
     ("huge-int-in-metadata", _e("bigint-meta", extra=10**30), ERROR),
     ("lone-surrogate-name", _e("sur\ud800rogate"), ERROR),
     ("lone-surrogate-description", _e("sur-desc", description="bad \udfff text"), ERROR),
-    ("model-info-list", {"model_name": "info-list", "model_info": [1], "litellm_params": {}},
-     ERROR),
+    (
+        "model-info-list",
+        {"model_name": "info-list", "model_info": [1], "litellm_params": {}},
+        ERROR,
+    ),
     ("model-name-number", {"model_name": 12345, "model_info": {}}, ERROR),
     ("entry-null", None, ERROR),
     ("entry-string", "model", ERROR),
@@ -111,8 +126,9 @@ class ListSource:
 
 def _stored(engine, model_id):
     with engine.connect() as conn:
-        return conn.execute(sa.text("SELECT name, description FROM models WHERE id = :i"),
-                            {"i": model_id}).first()
+        return conn.execute(
+            sa.text("SELECT name, description FROM models WHERE id = :i"), {"i": model_id}
+        ).first()
 
 
 @pytest.mark.parametrize(("hostile", "fate"), [pytest.param(h[1], h[2], id=h[0]) for h in HOSTILE])
@@ -141,26 +157,44 @@ def test_hostile_entry_is_isolated(db_url, hostile, fate):
 
 
 RAW_BODIES = [
-    ("nan-infinity-literals", b'{"data": [%s, {"model_name": "nan", "model_info": '
-     b'{"input_cost_per_token": NaN, "output_cost_per_token": Infinity}}, {"model_name": "minf",'
-     b' "model_info": {"input_cost_per_token": -Infinity}}]}', 2),
-    ("huge-numbers", b'{"data": [%s, {"model_name": "big", "model_info": {"input_cost_per_token":'
-     b' 1e400, "max_input_tokens": 123456789012345678901234567890}}]}', 1),
+    (
+        "nan-infinity-literals",
+        b'{"data": [%s, {"model_name": "nan", "model_info": '
+        b'{"input_cost_per_token": NaN, "output_cost_per_token": Infinity}}, {"model_name": "minf",'
+        b' "model_info": {"input_cost_per_token": -Infinity}}]}',
+        2,
+    ),
+    (
+        "huge-numbers",
+        b'{"data": [%s, {"model_name": "big", "model_info": {"input_cost_per_token":'
+        b' 1e400, "max_input_tokens": 123456789012345678901234567890}}]}',
+        1,
+    ),
     ("escaped-lone-surrogate", b'{"data": [%s, {"model_name": "s\\ud800", "model_info": {}}]}', 1),
     ("escaped-nul", b'{"data": [%s, {"model_name": "n\\u0000ul", "model_info": {}}]}', 1),
-    ("nested-900", b'{"data": [%s, {"model_name": "deep", "model_info": {"x": '
-     + b'{"n": ' * 900 + b"1" + b"}" * 900 + b"}}]}", 1),
+    (
+        "nested-900",
+        b'{"data": [%s, {"model_name": "deep", "model_info": {"x": '
+        + b'{"n": ' * 900
+        + b"1"
+        + b"}" * 900
+        + b"}}]}",
+        1,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("body", "errors"), [pytest.param(b[1], b[2], id=b[0]) for b in RAW_BODIES])
+@pytest.mark.parametrize(
+    ("body", "errors"), [pytest.param(b[1], b[2], id=b[0]) for b in RAW_BODIES]
+)
 def test_hostile_json_from_the_wire(db_url, body, errors):
     """Hostile JSON text through the real HTTP client: bad entries isolated, the rest synced."""
     engine = make_engine(db_url)
     good = json.dumps(real_entries()[0]).encode()
     with fl.FakeLiteLLM(key=None, body=body % good) as fake:
         result = SyncService(engine, LiteLLMClient(fake.url, timeout=5)).run(
-            trigger="manual", actor=ADMIN)
+            trigger="manual", actor=ADMIN
+        )
     assert result.success, result.error_message
     assert result.new_models == 1 and len(result.errors) == errors, result.errors
     engine.dispose()
@@ -170,10 +204,16 @@ def test_deeper_than_any_parser_is_one_clean_failure(db_url):
     """JSON nested 100,000 deep cannot be parsed at all: the answer is refused as a whole with
     a data error, nothing is written, the failure is audited."""
     engine = make_engine(db_url)
-    body = b'{"data": [{"model_name": "deep", "model_info": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]}"
+    body = (
+        b'{"data": [{"model_name": "deep", "model_info": '
+        + b"[" * 100_000
+        + b"]" * 100_000
+        + b"}]}"
+    )
     with fl.FakeLiteLLM(key=None, body=body) as fake:
         result = SyncService(engine, LiteLLMClient(fake.url, timeout=5)).run(
-            trigger="manual", actor=ADMIN)
+            trigger="manual", actor=ADMIN
+        )
     assert not result.success and result.error_kind == "data"
     assert "invalid JSON" in result.error_message
     engine.dispose()

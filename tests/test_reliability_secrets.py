@@ -35,32 +35,51 @@ api = pytest.importorskip("sync_core.api")
 def leaky_entries() -> list[dict]:
     """The real catalogue plus deployments whose params carry every kind of credential."""
     return real_entries() + [
-        entry("azure-gpt", "azure/gpt-4o", params={
-            "api_key": KEY,
-            "api_base": f"https://user:{MARK}-basic@example.openai.azure.com/v1",
-            "azure_ad_token": f"{MARK}-azure-ad",
-            "client_secret": f"{MARK}-client-secret",
-            "extra_headers": {"Authorization": f"Bearer {MARK}-hdr", "X-Api-Key": f"{MARK}-x"},
-            "litellm_credential_name": f"{MARK}-credential-name",
-        }),
-        entry("bedrock-claude-leaky", "bedrock/claude", params={
-            "aws_access_key_id": f"AKIA{MARK}",
-            "aws_secret_access_key": f"{MARK}-aws-secret",
-            "aws_session_token": f"{MARK}-aws-session",
-            "vertex_credentials": json.dumps({"private_key": f"{MARK}-pem"}),
-            "fallbacks": [{"api_key": f"{MARK}-in-a-list", "model": "x"}],
-        }),
-        entry("vertex-gemini", "vertex_ai/gemini", master_key=f"{MARK}-master",
-              params={"password": f"{MARK}-pw", "vertex_project": "proj-1"}),
-        entry("gemini-query-key", "gemini/gemini-pro",
-              params={"api_base": f"https://generativelanguage.example/v1?key={MARK}-query&alt=sse"}),
+        entry(
+            "azure-gpt",
+            "azure/gpt-4o",
+            params={
+                "api_key": KEY,
+                "api_base": f"https://user:{MARK}-basic@example.openai.azure.com/v1",
+                "azure_ad_token": f"{MARK}-azure-ad",
+                "client_secret": f"{MARK}-client-secret",
+                "extra_headers": {"Authorization": f"Bearer {MARK}-hdr", "X-Api-Key": f"{MARK}-x"},
+                "litellm_credential_name": f"{MARK}-credential-name",
+            },
+        ),
+        entry(
+            "bedrock-claude-leaky",
+            "bedrock/claude",
+            params={
+                "aws_access_key_id": f"AKIA{MARK}",
+                "aws_secret_access_key": f"{MARK}-aws-secret",
+                "aws_session_token": f"{MARK}-aws-session",
+                "vertex_credentials": json.dumps({"private_key": f"{MARK}-pem"}),
+                "fallbacks": [{"api_key": f"{MARK}-in-a-list", "model": "x"}],
+            },
+        ),
+        entry(
+            "vertex-gemini",
+            "vertex_ai/gemini",
+            master_key=f"{MARK}-master",
+            params={"password": f"{MARK}-pw", "vertex_project": "proj-1"},
+        ),
+        entry(
+            "gemini-query-key",
+            "gemini/gemini-pro",
+            params={"api_base": f"https://generativelanguage.example/v1?key={MARK}-query&alt=sse"},
+        ),
     ]
 
 
 def _dump(url: str) -> str:
     if url.startswith("postgresql"):
-        done = subprocess.run(["pg_dump", "--data-only", url.replace("+psycopg", "")],
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            ["pg_dump", "--data-only", url.replace("+psycopg", "")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stderr
         return done.stdout
     import sqlite3
@@ -86,14 +105,21 @@ def test_no_secret_anywhere_a_run_leaves_a_trace(db_url, caplog):
             client = LiteLLMClient(fake.url, Secret(KEY), timeout=5, sleep=lambda s: None)
             service = SyncService(engine, client)
             result = service.run(trigger="manual", actor=ADMIN)
-            assert result.success and result.new_models == 12, (result.errors, [a.reason for a in result.plan.actions if a.action == "skip"])
+            assert result.success and result.new_models == 12, (
+                result.errors,
+                [a.reason for a in result.plan.actions if a.action == "skip"],
+            )
             traces["result"] = json.dumps(result.to_dict(), default=str)
             traces["plan"] = repr(result.plan)
             traces["health"] = json.dumps(check_health(service).to_api(), default=str)
 
             # the API: right and wrong tokens, health, stats
-            settings = Settings(litellm_url=fake.url, litellm_api_key=Secret(KEY),
-                                database_url=db_url, sync_api_token=Secret(TOKEN))
+            settings = Settings(
+                litellm_url=fake.url,
+                litellm_api_key=Secret(KEY),
+                database_url=db_url,
+                sync_api_token=Secret(TOKEN),
+            )
             runtime = build_runtime(settings, source=client, engine=engine)
             for auth in (f"Bearer {TOKEN}", f"Bearer {TOKEN}x", TOKEN, None):
                 answer = api.handle_sync(runtime, authorization=auth, body=b'{"forceUpdate": true}')
@@ -103,8 +129,11 @@ def test_no_secret_anywhere_a_run_leaves_a_trace(db_url, caplog):
             traces["settings repr"] = repr(settings) + str(settings.litellm_api_key)
 
             # failures whose messages could echo what they were sent
-            for behaviour in (fl.status(401, f"Malformed API Key passed in: Bearer {KEY}"),
-                              fl.status(500, f"upstream said {KEY}"), fl.malformed_json):
+            for behaviour in (
+                fl.status(401, f"Malformed API Key passed in: Bearer {KEY}"),
+                fl.status(500, f"upstream said {KEY}"),
+                fl.malformed_json,
+            ):
                 fake.default = behaviour
                 failed = service.run(trigger="manual", actor=ADMIN)
                 assert not failed.success
@@ -112,10 +141,17 @@ def test_no_secret_anywhere_a_run_leaves_a_trace(db_url, caplog):
             fake.default = None
 
             # the CLI, every command, at DEBUG, with the password in DATABASE_URL
-            env = cli_env(_with_password(db_url), fake.url, KEY, SYNC_API_TOKEN=TOKEN,
-                          LOG_LEVEL="debug")
-            for args in (["sync", "--json"], ["sync", "--force-update"], ["diff", "--json"],
-                         ["diff"], ["health", "--json"], ["health"]):
+            env = cli_env(
+                _with_password(db_url), fake.url, KEY, SYNC_API_TOKEN=TOKEN, LOG_LEVEL="debug"
+            )
+            for args in (
+                ["sync", "--json"],
+                ["sync", "--force-update"],
+                ["diff", "--json"],
+                ["diff"],
+                ["health", "--json"],
+                ["health"],
+            ):
                 done = run_cli(args, env, fast=False)
                 assert done.returncode in (0, 2), done.stderr
                 traces[f"cli {' '.join(args)}"] = done.stdout + done.stderr
@@ -124,8 +160,12 @@ def test_no_secret_anywhere_a_run_leaves_a_trace(db_url, caplog):
             assert done.returncode == 1
             traces["cli failing sync"] = done.stdout + done.stderr
             fake.default = None
-            bad_db = cli_env("postgresql://postgres:" + DB_PASSWORD + "@127.0.0.1:1/x", fake.url,
-                             KEY, LOG_LEVEL="debug")
+            bad_db = cli_env(
+                "postgresql://postgres:" + DB_PASSWORD + "@127.0.0.1:1/x",
+                fake.url,
+                KEY,
+                LOG_LEVEL="debug",
+            )
             done = run_cli(["sync"], bad_db, fast=False)
             assert done.returncode == 1
             traces["cli unreachable db"] = done.stdout + done.stderr
@@ -144,7 +184,10 @@ def test_no_secret_anywhere_a_run_leaves_a_trace(db_url, caplog):
     assert "INSERT INTO" in traces["log lines"] or "COPY" in traces["log lines"]
     assert "azure-gpt" in traces["database dump"]  # the leaky models themselves were stored
 
-    leaks = {where: text[max(0, text.find(MARK) - 80): text.find(MARK) + 40]
-             for where, text in traces.items() if MARK in text}
+    leaks = {
+        where: text[max(0, text.find(MARK) - 80) : text.find(MARK) + 40]
+        for where, text in traces.items()
+        if MARK in text
+    }
     assert not leaks, f"secrets found in: {leaks}"
     assert "vertex_project" in traces["database dump"]  # harmless params are kept

@@ -110,18 +110,22 @@ def test_soak_random_catalogue(kind, request, quiet_logs):
             column = rng.choice(["description", "input_cost_per_token"])
             value = f"curated {i}" if column == "description" else "0.5"
             with engine.begin() as conn:
-                conn.execute(sa.text(f"UPDATE models SET {column} = :v WHERE id = :id"),
-                             {"v": value, "id": victim})
+                conn.execute(
+                    sa.text(f"UPDATE models SET {column} = :v WHERE id = :id"),
+                    {"v": value, "id": victim},
+                )
             before = current_rows(engine)
             stats["admin_edits"] += 1
-        options = SyncOptions(force_update=rng.random() < 0.15,
-                              mark_unavailable=rng.random() < 0.85)
+        options = SyncOptions(
+            force_update=rng.random() < 0.15, mark_unavailable=rng.random() < 0.85
+        )
         result = service.run(options, trigger="schedule", actor=ADMIN)
 
         mapped = map_catalogue(served)
         rejected = {s.model_id for s in mapped.errors}
         would_mark = options.mark_unavailable and any(
-            r.availability == "available" and k not in rejected for k, r in before.items())
+            r.availability == "available" and k not in rejected for k, r in before.items()
+        )
         if not mapped.rows and would_mark:  # the empty-catalogue guard must refuse
             assert not result.success and result.error_kind == "guard", i
         if not result.success and result.error_kind == "guard":  # any guard: nothing written
@@ -130,7 +134,8 @@ def test_soak_random_catalogue(kind, request, quiet_logs):
         else:
             assert result.success, (i, result.error_message)
             assert current_rows(engine) == expected_rows(
-                served, before, mark_unavailable=options.mark_unavailable), i
+                served, before, mark_unavailable=options.mark_unavailable
+            ), i
             stats["ok"] += 1
             stats["inserted"] += result.new_models
             stats["updated"] += result.updated_models
@@ -158,11 +163,13 @@ def test_soak_random_catalogue(kind, request, quiet_logs):
         audits = conn.execute(sa.text("SELECT count(*) FROM audit_logs")).scalar()
     assert audits == syncs
     engine.dispose()
-    print(f"\n[soak {kind}] seed={SEED} syncs={syncs} {dict(stats)} "
-          f"traced_growth={grown_mem / 1024:.0f}KiB rss_growth={grown_rss}KiB "
-          f"fds={min(samples['fds'])}..{max(samples['fds'])} "
-          f"sessions={samples['sessions'] and (min(samples['sessions']), max(samples['sessions']))} "
-          f"log_records={dict(quiet_logs.counts)} compiled_cache={cache_entries}")
+    print(
+        f"\n[soak {kind}] seed={SEED} syncs={syncs} {dict(stats)} "
+        f"traced_growth={grown_mem / 1024:.0f}KiB rss_growth={grown_rss}KiB "
+        f"fds={min(samples['fds'])}..{max(samples['fds'])} "
+        f"sessions={samples['sessions'] and (min(samples['sessions']), max(samples['sessions']))} "
+        f"log_records={dict(quiet_logs.counts)} compiled_cache={cache_entries}"
+    )
     assert stats["guarded_empty"] >= 1 and stats["ok"] >= syncs * 0.9
     # Retaining one sync's plan or catalogue (~60 rows) would add ~50 KiB per sync, i.e. over
     # 10 MiB here. What does grow, once, is bounded: SQLAlchemy's compiled-statement LRU cache

@@ -51,8 +51,9 @@ def table_rows(engine: Engine) -> list[tuple[Any, ...]]:
             values[-2] = orjson.loads(values[-2]) if values[-2] else None
         else:
             values[-1] = orjson.loads(values[-1]) if values[-1] else None
-        normalised.append(tuple(str(v) if not isinstance(v, str | int | bool | type(None)) else v
-                                for v in values))
+        normalised.append(
+            tuple(str(v) if not isinstance(v, str | int | bool | type(None)) else v for v in values)
+        )
     return normalised
 
 
@@ -63,8 +64,10 @@ def fingerprint(engine: Engine) -> str:
 
 def pg_fingerprint(engine: Engine) -> tuple[int, str]:
     """Row count and md5 of the whole table computed by PostgreSQL itself (fast on 5,000 rows)."""
-    sql = (f"SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t.id), '')) "
-           f"FROM (SELECT {_FINGERPRINT_COLUMNS} FROM models) t")
+    sql = (
+        f"SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t.id), '')) "
+        f"FROM (SELECT {_FINGERPRINT_COLUMNS} FROM models) t"
+    )
     with engine.connect() as conn:
         count, digest = conn.execute(sa.text(sql)).one()
     return count, digest
@@ -79,7 +82,9 @@ def lock_is_free(engine: Engine, wait: float = 10.0) -> bool:
     """Whether the sync lock is free (polling up to ``wait`` s: a killed backend needs a moment)."""
     deadline = time.monotonic() + wait
     while True:
-        if current_holder(engine) is None and (not is_postgres(engine) or _pg_advisory_count(engine) == 0):
+        if current_holder(engine) is None and (
+            not is_postgres(engine) or _pg_advisory_count(engine) == 0
+        ):
             return True
         if time.monotonic() > deadline:
             return False
@@ -89,9 +94,11 @@ def lock_is_free(engine: Engine, wait: float = 10.0) -> bool:
 def _pg_advisory_count(engine: Engine) -> int:
     with engine.connect() as conn:
         return conn.execute(
-            sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-                    "AND classid = :c AND objid = :o AND database = "
-                    "(SELECT oid FROM pg_database WHERE datname = current_database())"),
+            sa.text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND classid = :c AND objid = :o AND database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())"
+            ),
             {"c": LOCK_KEY[0], "o": LOCK_KEY[1]},
         ).scalar_one()
 
@@ -100,14 +107,21 @@ def connections(engine: Engine) -> int:
     """Sessions open on this PostgreSQL database, this one excluded."""
     with engine.connect() as conn:
         return conn.execute(
-            sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND pid <> pg_backend_pid()")
+            sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
         ).scalar_one()
 
 
-def cli_env(db_url: str, litellm_url: str | None, key: str | None = None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("LITELLM_", "SYNC_API", "DATABASE_URL", "NODE_ENV"))}
+def cli_env(
+    db_url: str, litellm_url: str | None, key: str | None = None, **extra: str
+) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LITELLM_", "SYNC_API", "DATABASE_URL", "NODE_ENV"))
+    }
     env["DATABASE_URL"] = db_url
     env["PYTHONPATH"] = str(ROOT)
     if litellm_url:
@@ -118,11 +132,18 @@ def cli_env(db_url: str, litellm_url: str | None, key: str | None = None, **extr
     return env
 
 
-def run_cli(args: Sequence[str], env: Mapping[str, str], *, fast: bool = True,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: Sequence[str], env: Mapping[str, str], *, fast: bool = True, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """``python -m sync_core ...`` (or its fast-timeout twin) in a subprocess."""
-    return subprocess.run([*(FAST_CLI if fast else REAL_CLI), *args], env=dict(env), cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [*(FAST_CLI if fast else REAL_CLI), *args],
+        env=dict(env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def make_engine(url: str, **kw: Any) -> Engine:
@@ -130,6 +151,7 @@ def make_engine(url: str, **kw: Any) -> Engine:
 
 
 # --- catalogues --------------------------------------------------------------------------------
+
 
 def big_entry(i: int, price_set: int) -> dict[str, Any]:
     """A realistic-looking entry; ``price_set`` changes both prices of every model."""
@@ -155,13 +177,19 @@ def big_catalogue(n: int, price_set: int) -> list[dict[str, Any]]:
     return [big_entry(i, price_set) for i in range(n)]
 
 
-def random_catalogue(rng: random.Random, previous: list[dict[str, Any]] | None,
-                     pool: int = 60) -> list[dict[str, Any]]:
+def random_catalogue(
+    rng: random.Random, previous: list[dict[str, Any]] | None, pool: int = 60
+) -> list[dict[str, Any]]:
     """The previous catalogue changed at random: models come and go, prices, flags, context and
     descriptions change; sometimes duplicates, wildcards and bad entries appear."""
-    entries = {e["model_name"]: e for e in (previous or []) if isinstance(e, dict)
-               and isinstance(e.get("model_name"), str) and "*" not in e["model_name"]
-               and not e["model_name"].startswith("bad-")}
+    entries = {
+        e["model_name"]: e
+        for e in (previous or [])
+        if isinstance(e, dict)
+        and isinstance(e.get("model_name"), str)
+        and "*" not in e["model_name"]
+        and not e["model_name"].startswith("bad-")
+    }
     for _ in range(rng.randint(0, 6)):
         name = f"m-{rng.randrange(pool):03d}"
         op = rng.random()
@@ -175,7 +203,9 @@ def random_catalogue(rng: random.Random, previous: list[dict[str, Any]] | None,
         }
         e = orjson.loads(orjson.dumps(e))
         info = e["model_info"]
-        info["input_cost_per_token"] = rng.choice([None, 0, 1e-6, 2.5e-6, rng.randrange(1, 9999) * 1e-9])
+        info["input_cost_per_token"] = rng.choice(
+            [None, 0, 1e-6, 2.5e-6, rng.randrange(1, 9999) * 1e-9]
+        )
         info["output_cost_per_token"] = rng.choice([None, 0, 3e-6, rng.randrange(1, 9999) * 1e-9])
         info["max_input_tokens"] = rng.choice([None, 4096, 8192, 128000, rng.randrange(1, 10**6)])
         info["supports_vision"] = rng.random() < 0.5
@@ -193,18 +223,29 @@ def random_catalogue(rng: random.Random, previous: list[dict[str, Any]] | None,
         twin["model_info"]["input_cost_per_token"] = 9e-6
         result.append(twin)
     if rng.random() < 0.1:
-        result.append({"model_name": "openai/*", "litellm_params": {"model": "openai/*"},
-                       "model_info": {"id": "wild"}})
+        result.append(
+            {
+                "model_name": "openai/*",
+                "litellm_params": {"model": "openai/*"},
+                "model_info": {"id": "wild"},
+            }
+        )
     if rng.random() < 0.1:
-        result.append({"model_name": f"bad-{rng.randrange(3)}",
-                       "model_info": {"input_cost_per_token": "lots"}})
+        result.append(
+            {
+                "model_name": f"bad-{rng.randrange(3)}",
+                "model_info": {"input_cost_per_token": "lots"},
+            }
+        )
     return result
 
 
 # --- an independent oracle of DESIGN.md's plan rules (litellm_wins) ----------------------------
 
-def expected_rows(entries: list[Any], before: Mapping[str, ModelRow], *, mark_unavailable: bool
-                  ) -> dict[str, ModelRow]:
+
+def expected_rows(
+    entries: list[Any], before: Mapping[str, ModelRow], *, mark_unavailable: bool
+) -> dict[str, ModelRow]:
     """What the table must hold after a successful litellm_wins sync of ``entries``."""
     import dataclasses
 
@@ -213,8 +254,11 @@ def expected_rows(entries: list[Any], before: Mapping[str, ModelRow], *, mark_un
     after: dict[str, ModelRow] = {}
     for model_id, desired in mapped.rows.items():
         current = before.get(model_id)
-        description = desired.description if current is None or current.description is None \
+        description = (
+            desired.description
+            if current is None or current.description is None
             else current.description
+        )
         after[model_id] = dataclasses.replace(desired, description=description)
     for model_id, row in before.items():
         if model_id in after:
