@@ -73,10 +73,13 @@ def list_audit(
     success: bool | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    actor: str | None = None,
     limit: int = 1000,
 ) -> list[dict[str, Any]]:
-    """Newest first, filtered in SQL."""
+    """Newest first, filtered in SQL (the actor is the one recorded in the row's metadata)."""
     query = sa.select(audit_logs).order_by(audit_logs.c.created_at.desc()).limit(limit)
+    if actor:
+        query = query.where(audit_logs.c.metadata["actor"].as_string() == actor)
     if action:
         query = query.where(audit_logs.c.action == action)
     if success is not None:

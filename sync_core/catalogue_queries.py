@@ -257,11 +257,10 @@ def audit_rows(
     """Any audit rows, flattened; the actor filter matches the actor recorded in metadata."""
     out = []
     for row in audit.list_audit(
-        engine, action=action, success=success, since=since, until=until, limit=limit
+        engine, action=action, success=success, since=since, until=until, actor=actor or None,
+        limit=limit,
     ):
         meta = row["metadata"]
-        if actor and (meta.get("actor") or "") != actor:
-            continue
         out.append(
             {
                 "id": row["id"],

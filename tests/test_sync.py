@@ -303,3 +303,12 @@ def test_statement_count_does_not_grow_with_the_number_of_models(db_url):
         counts[n] = (first, second)
         engine.dispose()
     assert counts[10] == counts[400]
+
+
+def test_audit_log_filters_by_actor_in_sql_beyond_the_newest_rows(engine, source):
+    service = SyncService(engine, source)
+    service.run(trigger="manual", actor=Actor("old@example.com", "admin"))
+    for _ in range(5):
+        service.run(trigger="manual", actor=ADMIN)
+    rows = audit.list_audit(engine, action=audit.SYNC_ACTION, actor="old@example.com", limit=2)
+    assert [r["metadata"]["actor"] for r in rows] == ["old@example.com"]
