@@ -44,3 +44,22 @@ def delete_rows(conn: sa.Connection, ids: list[str]) -> int:
             "(SELECT value FROM json_each(:ids))"
         )
     return conn.execute(sa.text(sql), {"ids": payload}).rowcount
+
+
+def referenced_by(conn: sa.Connection) -> list[str]:
+    """Tables with a foreign key to ``models`` (LiteMaaS subscriptions, API keys, ...). While
+    there are any, retention deletes nothing: a delete would fail the sync, or cascade into
+    user data."""
+    if is_postgres(conn):
+        rows = conn.execute(sa.text(
+            "SELECT DISTINCT conrelid::regclass::text FROM pg_constraint "
+            "WHERE contype = 'f' AND confrelid = to_regclass('models')"))
+        return sorted(r[0] for r in rows)
+    tables = [r[0] for r in conn.execute(sa.text(
+        "SELECT name FROM sqlite_master WHERE type = 'table'"))]
+    found = []
+    for table in tables:
+        keys = conn.execute(sa.text(f"PRAGMA foreign_key_list(\"{table}\")")).fetchall()
+        if any(k[2] == "models" for k in keys):
+            found.append(table)
+    return found

@@ -196,7 +196,14 @@ class SyncService:
     def _plan(self, conn: sa.Connection, catalogue: MappedCatalogue,
               options: SyncOptions) -> SyncPlan:
         """The plan against the database as ``conn`` sees it, with the admins' policies."""
-        since = retention.unavailable_since(conn) if options.retention_days is not None else None
+        since = None
+        if options.retention_days is not None:
+            blockers = retention.referenced_by(conn)
+            if blockers:
+                log.warning("retention is on but %s reference models: nothing is deleted",
+                            ", ".join(blockers))
+            else:
+                since = retention.unavailable_since(conn)
         return build_plan(catalogue, read_current_rows(conn), options,
                           policies=control.read_policies(conn), unavailable_since=since,
                           now=datetime.now(UTC))

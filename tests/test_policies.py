@@ -185,3 +185,21 @@ def test_a_reviewed_plan_expires(engine):
         reviewed_at=datetime.now(UTC),
     )
     assert ok.success
+
+
+def test_retention_deletes_nothing_while_other_tables_reference_models(engine):
+    service = synced(engine, retention_days=1)
+    service.source.entries = real_entries()[1:]
+    service.run(trigger="manual", actor=ADMIN)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE subscriptions (id INTEGER PRIMARY KEY, "
+                             "model_id VARCHAR(255) REFERENCES models(id))"))
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("ALTER TABLE models DISABLE TRIGGER update_models_updated_at"))
+        conn.execute(sa.text("UPDATE models SET updated_at = :t WHERE id = 'gpt-4o'"),
+                     {"t": datetime.now(UTC) - timedelta(days=40)})
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("ALTER TABLE models ENABLE TRIGGER update_models_updated_at"))
+    assert service.preview().by_action(DELETE) == []
+    assert service.run(trigger="manual", actor=ADMIN).success
+    assert "gpt-4o" in stored(engine)
