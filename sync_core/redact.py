@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -55,18 +56,50 @@ def strip_url_secrets(value: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+_SCALARS = (int, float, bool)
+
+
+@lru_cache(maxsize=8192)
+def _drops(key: str, text_value: bool) -> bool:
+    """``is_credential_key`` remembered per key name: a catalogue repeats ~200 names 10,000×."""
+    return is_credential_key(key, "" if text_value else 0)
+
+
+def _clean_text(value: str) -> str:
+    return strip_url_secrets(value) if "://" in value and ("@" in value or "?" in value) else value
+
+
 def clean_metadata(value: Any) -> Any:
-    """Drop null-valued keys and credentials, recursively; strip secrets from URLs."""
-    if isinstance(value, Mapping):
-        return {
-            str(k): clean_metadata(v)
-            for k, v in value.items()
-            if v is not None and not is_credential_key(str(k), v)
-        }
-    if isinstance(value, list):
-        return [clean_metadata(v) for v in value]
-    if isinstance(value, str) and "://" in value and ("@" in value or "?" in value):
-        return strip_url_secrets(value)
-    if isinstance(value, float) and value == 0.0:
-        return 0.0  # JSONB has no -0.0: keeping it would rewrite the model on every sync
+    """Drop null-valued keys and credentials, recursively; strip secrets from URLs.
+
+    Dispatches on exact types (JSON gives dict, list, str, int, float, bool): this runs over
+    every value of every entry, so it is the mapping's hot loop.
+    """
+    kind = type(value)
+    if kind is dict:
+        cleaned = {}
+        for key, item in value.items():
+            if item is None:
+                continue
+            item_kind = type(item)
+            name = key if type(key) is str else str(key)
+            if _drops(name, item_kind is str):
+                continue
+            if item_kind is str:
+                cleaned[name] = _clean_text(item)
+            elif item_kind is float and item == 0.0:
+                cleaned[name] = 0.0  # JSONB has no -0.0: keeping it would rewrite every sync
+            elif item_kind in _SCALARS:
+                cleaned[name] = item
+            else:
+                cleaned[name] = clean_metadata(item)
+        return cleaned
+    if kind is list:
+        return [clean_metadata(item) for item in value]
+    if kind is str:
+        return _clean_text(value)
+    if kind is float and value == 0.0:
+        return 0.0
+    if isinstance(value, Mapping):  # not from JSON, but accept any mapping
+        return clean_metadata(dict(value))
     return value

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from . import audit, control, retention
 from .access import Actor, require_admin
+from .bulk import gc_paused
 from .db import is_postgres
 from .errors import (
     DatabaseError,
@@ -212,7 +213,8 @@ class SyncService:
 
     def catalogue(self, *, fresh: bool = False) -> MappedCatalogue:
         entries = self.source.fetch_entries() if fresh else self.source.cached_entries()
-        return map_catalogue(entries)
+        with gc_paused():
+            return map_catalogue(entries)
 
     def current_rows(self) -> Mapping[str, Any]:
         try:
@@ -313,7 +315,8 @@ class SyncService:
     ) -> None:
         entries = self.source.fetch_entries()
         result.total_models = len(entries)
-        catalogue = map_catalogue(entries)
+        with gc_paused():  # tens of thousands of acyclic objects: see bulk.gc_paused
+            catalogue = map_catalogue(entries)
         connection = self.engine.connect()
         if not is_postgres(self.engine):
             connection = connection.execution_options(sqlite_begin="IMMEDIATE")
