@@ -222,8 +222,9 @@ def check_token(settings: Settings, authorization: str | None) -> ApiResponse | 
     return None
 
 
-def parse_sync_body(body: bytes) -> dict[str, bool] | ApiResponse:
-    """``{"forceUpdate": bool, "markUnavailable": bool}``, both optional; anything else is 400."""
+def parse_sync_body(body: bytes) -> dict[str, Any] | ApiResponse:
+    """``{"forceUpdate": bool, "markUnavailable": bool, "confirmUnavailable": int}``, all
+    optional; anything else is 400."""
     if not body.strip():
         return dict(SYNC_BODY_KEYS)
     try:
@@ -232,14 +233,16 @@ def parse_sync_body(body: bytes) -> dict[str, bool] | ApiResponse:
         return _error(400, "bad_request", "The body is not JSON.")
     if not isinstance(data, dict):
         return _error(400, "bad_request", "The body must be a JSON object.")
-    unknown = sorted(set(data) - set(SYNC_BODY_KEYS))
+    unknown = sorted(set(data) - set(SYNC_BODY_KEYS) - {"confirmUnavailable"})
     if unknown:
-        return _error(
-            400, "bad_request", f"Unknown keys {unknown}; accepted: forceUpdate, markUnavailable."
-        )
-    options = dict(SYNC_BODY_KEYS)
+        return _error(400, "bad_request", f"Unknown keys {unknown}; accepted: forceUpdate, "
+                      "markUnavailable, confirmUnavailable.")
+    options: dict[str, Any] = dict(SYNC_BODY_KEYS)
     for key, value in data.items():
-        if not isinstance(value, bool):
+        if key == "confirmUnavailable":
+            if type(value) is not int or value < 0:
+                return _error(400, "bad_request", "confirmUnavailable must be a whole number.")
+        elif not isinstance(value, bool):
             return _error(400, "bad_request", f"{key} must be true or false.")
         options[key] = value
     return options
@@ -278,6 +281,7 @@ def handle_sync(
             options,
             trigger="api",
             actor=API_ACTOR,
+            confirm_unavailable=parsed.get("confirmUnavailable"),
             ip_address=ip_address,
             user_agent=(user_agent or "")[:500],
         )

@@ -159,3 +159,28 @@ def test_the_scheduler_runs_in_the_server_process_only_when_enabled(sqlite_url: 
     assert thread is not None and thread.is_alive()
     api.reset_runtimes()
     assert not thread.is_alive()
+
+
+def test_the_api_confirms_marking_most_models_unavailable_with_the_number(tmp_path):
+    from sync_core import api as api_module
+    from sync_core.config import Settings
+    from sync_core.runtime import build_runtime
+    from tests.factories import StaticSource, real_entries
+
+    settings = Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}",
+                                  "SYNC_API_TOKEN": "tok-confirm"})
+    source = StaticSource()
+    runtime = build_runtime(settings, source=source)
+    from sync_core import migrate
+
+    migrate.upgrade(runtime.engine)
+    auth = "Bearer tok-confirm"
+    assert api_module.handle_sync(runtime, authorization=auth, body=b"{}").status == 200
+    source.entries = real_entries()[:2]
+    refused = api_module.handle_sync(runtime, authorization=auth, body=b"{}")
+    assert refused.status == 409 and "giving the number 6" in refused.body["errorMessage"]
+    bad = api_module.handle_sync(runtime, authorization=auth, body=b'{"confirmUnavailable": "6"}')
+    assert bad.status == 400
+    done = api_module.handle_sync(runtime, authorization=auth, body=b'{"confirmUnavailable": 6}')
+    assert done.status == 200 and done.body["unavailableModels"] == 6
+    runtime.close()
