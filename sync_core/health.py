@@ -74,15 +74,6 @@ class HealthReport:
             },
         }
 
-    def to_stats(self) -> dict[str, Any]:
-        """LiteMaaS's ``GET /api/v1/models/sync/stats`` shape."""
-        return {
-            "totalModels": self.counts.get("total", 0),
-            "availableModels": self.counts.get("available", 0),
-            "unavailableModels": self.counts.get("unavailable", 0),
-            "lastSyncAt": self.last_success_at.isoformat() if self.last_success_at else None,
-        }
-
 
 def integrity_checks(
     rows: Iterable[ModelRow], catalogue: MappedCatalogue | None

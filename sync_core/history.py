@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from . import audit
 from .mapping import SYNCED_FIELDS
-from .plan import DELETE, WRITING_ACTIONS
+from .plan import DELETE, WRITING_ACTIONS, jsonable
 from .store import model_counts
 from .sync import SyncResult
 
@@ -28,16 +26,6 @@ log = logging.getLogger("sync_core.history")
 CHANGES_ACTION = "MODEL_CHANGES"
 #: Models listed in one MODEL_CHANGES row; the count is always complete.
 MAX_RECORDED_CHANGES = 5000
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f") if value else "0"
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
 
 
 def changes_of(result: SyncResult) -> list[dict[str, Any]]:
@@ -52,13 +40,13 @@ def changes_of(result: SyncResult) -> list[dict[str, Any]]:
             name: (
                 {"old": "…", "new": "… (raw LiteLLM data changed)"}
                 if name == "metadata"
-                else {"old": _jsonable(c.old), "new": _jsonable(c.new)}
+                else {"old": jsonable(c.old), "new": jsonable(c.new)}
             )
             for name, c in action.changes.items()
         }
         if action.action == DELETE and action.current is not None:  # keep what was deleted
             fields = {
-                name: {"old": _jsonable(getattr(action.current, name)), "new": None}
+                name: {"old": jsonable(getattr(action.current, name)), "new": None}
                 for name in SYNCED_FIELDS
                 if name != "metadata"
             }

@@ -425,11 +425,14 @@ def build_plan(
 # --- rendering for machines ---------------------------------------------------------------------
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """A field value for JSON: decimals as exact strings, tuples as lists, times in ISO form."""
     if isinstance(value, Decimal):
         return format(value.normalize(), "f") if value else "0"
     if isinstance(value, tuple):
         return list(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
     return value
 
 
@@ -446,14 +449,14 @@ def plan_to_dict(plan: SyncPlan, *, include_unchanged: bool = False) -> dict[str
                 "model_id": a.model_id,
                 "action": a.action,
                 "changes": {
-                    name: {"old": _jsonable(c.old), "new": _jsonable(c.new)}
+                    name: {"old": jsonable(c.old), "new": jsonable(c.new)}
                     for name, c in a.changes.items()
                 },
                 "reason": a.reason,
                 **(
                     {
                         "conflicts": {
-                            name: {"database": _jsonable(c.old), "litellm": _jsonable(c.new)}
+                            name: {"database": jsonable(c.old), "litellm": jsonable(c.new)}
                             for name, c in a.conflicts.items()
                         }
                     }

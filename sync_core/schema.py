@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from .mapping import SYNCED_FIELDS
+
 metadata = sa.MetaData()
 
 JSONDocument = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
@@ -61,20 +63,4 @@ audit_logs = sa.Table(
 )
 
 #: Columns the sync writes, in the order the set-based statements use.
-MODEL_WRITE_COLUMNS = (
-    "id",
-    "name",
-    "provider",
-    "description",
-    "context_length",
-    "input_cost_per_token",
-    "output_cost_per_token",
-    "supports_vision",
-    "supports_function_calling",
-    "supports_parallel_function_calling",
-    "supports_tool_choice",
-    "supports_streaming",
-    "features",
-    "availability",
-    "metadata",
-)
+MODEL_WRITE_COLUMNS = ("id", *SYNCED_FIELDS[:2], "description", *SYNCED_FIELDS[2:])
