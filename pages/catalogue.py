@@ -7,6 +7,65 @@ import streamlit as st
 
 from pages import ui
 from sync_core import catalogue_queries as cq
+from sync_core import control
+from sync_core.errors import SyncError
+from sync_core.policy import PROTECTABLE_FIELDS, ModelPolicy
+
+
+def policy_section(model_id: str, current: ModelPolicy) -> None:
+    """Pin the model and protect fields; admins only (``control.set_policy`` checks it too)."""
+    with st.container(border=True):
+        st.markdown("**Policy**")
+        st.caption(
+            f"Current: {ui.policy_badges(current)}."
+            if current != ModelPolicy()
+            else "Current: none. A sync may overwrite every field, and marks the model "
+            "unavailable when LiteLLM stops serving it."
+        )
+        if st.session_state.get("_cat_policy_for") != model_id:  # another model: its values
+            st.session_state["cat_pin"] = current.pinned
+            st.session_state["cat_protect"] = sorted(current.protected_fields)
+            st.session_state["_cat_policy_for"] = model_id
+        viewer = not ident.actor.can_sync
+        why = f"Only admins can change policies. {ident.reason}" if viewer else None
+        left, right = st.columns([1, 2])
+        pinned = left.toggle(
+            "Pinned (never marked unavailable)",
+            key="cat_pin",
+            disabled=viewer,
+            help=why or "Kept available even when LiteLLM no longer serves it.",
+        )
+        protected = right.multiselect(
+            "Protected fields (a sync never overwrites them)",
+            list(PROTECTABLE_FIELDS),
+            key="cat_protect",
+            disabled=viewer,
+            help=why,
+        )
+        wanted = ModelPolicy(pinned, frozenset(protected))
+        save = st.button(
+            "Save policy",
+            key="cat_policy_save",
+            icon=":material/save:",
+            disabled=viewer or wanted == current,
+            help=why,
+        )
+        if why:
+            st.caption(f":material/lock: {why}")
+        if save:
+            try:
+                control.set_policy(engine, model_id, wanted, ident.actor)
+            except SyncError as exc:  # the engine refuses viewers whatever the page shows
+                st.error(str(exc))
+            else:
+                st.session_state["_cat_policy_saved"] = model_id
+                st.rerun()
+        if st.session_state.pop("_cat_policy_saved", None) == model_id:
+            st.success(
+                f"Policy saved: {ui.policy_badges(current) or 'no pin, no protected field'}. "
+                "The Diff page shows what it holds back."
+            )
+
 
 app, ident = ui.page_context()
 engine = app.runtime.engine
@@ -82,6 +141,8 @@ flt = cq.ModelFilter(
     min_context=min_context or None,
 )
 rows = cq.list_models(engine, flt)
+with engine.connect() as conn:
+    policies = control.read_policies(conn)
 frame = pd.DataFrame(
     rows,
     columns=[
@@ -102,6 +163,7 @@ frame["availability"] = (
     .map({"available": "🟢 available", "unavailable": "🔴 unavailable"})
     .fillna(frame["availability"])
 )
+frame.insert(4, "policy", [ui.policy_badges(policies.get(i)) for i in frame["id"]])
 
 st.subheader(f"{len(frame)} of {kpis['total']} models")
 if frame.empty:
@@ -123,6 +185,11 @@ else:
             "name": st.column_config.TextColumn("Model", width="medium"),
             "provider": st.column_config.TextColumn("Provider"),
             "availability": st.column_config.TextColumn("Availability"),
+            "policy": st.column_config.TextColumn(
+                "Policy",
+                width="small" if not any(frame["policy"]) else "medium",
+                help="📌 pinned: never marked unavailable; 🔒 fields a sync never overwrites",
+            ),
             "context_length": st.column_config.NumberColumn("Context (tokens)", format="%d"),
             "input_per_1m": st.column_config.NumberColumn("Input $/1M tokens", format="$%.4f"),
             "output_per_1m": st.column_config.NumberColumn("Output $/1M tokens", format="$%.4f"),
@@ -154,6 +221,7 @@ else:
         model = cq.get_model(engine, model_id)
         if model is not None:
             st.subheader(model["name"])
+            policy_section(model_id, policies.get(model_id, ModelPolicy()))
             mapped, raw, history = st.tabs(["Mapped fields", "Raw LiteLLM data", "Change history"])
             with mapped:
                 st.json(

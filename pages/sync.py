@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pandas as pd
 import streamlit as st
 
 from pages import ui
-from sync_core.errors import SyncError, SyncInProgressError
+from sync_core.errors import PlanExpiredError, SyncError, SyncInProgressError
 from sync_core.locking import current_holder
-from sync_core.plan import INSERT, MARK_UNAVAILABLE, RESTORE, SKIP, UNCHANGED, UPDATE
+from sync_core.plan import DELETE, INSERT, MARK_UNAVAILABLE, RESTORE, SKIP, UNCHANGED, UPDATE
 
 app, ident = ui.page_context()
 service = app.service
@@ -42,7 +44,21 @@ right.caption(
     "are marked unavailable (never deleted). Off: they are left as they are."
 )
 
-options = service.options(force_update=force_update, mark_unavailable=mark_unavailable)
+only = reviewed.get("only") if reviewed else None  # "apply only these" from the Diff page
+if only:
+    o1, o2 = st.columns([4, 1], vertical_alignment="center")
+    o1.info(
+        f"**Only {len(only)} hand-picked model(s)** are synced: "
+        + ", ".join(f"`{m}`" for m in only)
+        + ". Every other model is left as it is.",
+        icon=":material/checklist:",
+    )
+    if o2.button("Sync every model instead", key="sync_all"):
+        st.session_state.pop(ui.REVIEWED_KEY, None)
+        st.session_state.pop("_sync_defaults_from", None)
+        st.rerun()
+
+options = service.options(force_update=force_update, mark_unavailable=mark_unavailable, only=only)
 try:
     plan = service.preview(options)
 except SyncError as exc:
@@ -51,15 +67,22 @@ except SyncError as exc:
 
 st.subheader("What these options will do")
 summary = plan.summary
-cols = st.columns(6)
-for col, action in zip(
-    cols, (INSERT, UPDATE, MARK_UNAVAILABLE, RESTORE, UNCHANGED, SKIP), strict=True
-):
+shown_actions = [INSERT, UPDATE, MARK_UNAVAILABLE, RESTORE, UNCHANGED, SKIP]
+if DELETE in summary:  # retention is configured
+    shown_actions.append(DELETE)
+for col, action in zip(st.columns(len(shown_actions)), shown_actions, strict=True):
     col.metric(ui.ACTION_LABELS[action].capitalize(), summary[action])
 for warning in plan.warnings:
     st.warning(warning)
+held = [a for a in plan.actions if a.held]
+if held:
+    st.caption(
+        f"{len(held)} model(s) have changes held back (protected fields): "
+        + "; ".join(f"`{a.model_id}`: {ui.held_text(a)}" for a in held)
+    )
 
 expected = plan.fingerprint
+reviewed_at = None
 if reviewed:
     same_options = (reviewed["force_update"], reviewed["mark_unavailable"]) == (
         force_update,
@@ -67,12 +90,28 @@ if reviewed:
     )
     if same_options:
         expected = reviewed["fingerprint"]
+        reviewed_at = reviewed.get("reviewed_at")
+        expires = reviewed_at + timedelta(seconds=service.plan_ttl_s) if reviewed_at else None
+        left_s = (expires - datetime.now(UTC)).total_seconds() if expires else None
         st.info(
             f"Applying the plan reviewed on the Diff page (fingerprint "
             f"`{expected[:12]}`). If LiteLLM or the database changed since, the sync "
-            "refuses and asks for a new review.",
+            "refuses and asks for a new review."
+            + (
+                f" Reviewed at {ui.fmt_time(reviewed_at)} UTC; it expires at "
+                f"{ui.fmt_time(expires)} UTC"
+                + (f" (in {ui.fmt_minutes(left_s)})." if left_s > 0 else ".")
+                if expires and left_s is not None
+                else ""
+            ),
             icon=":material/fact_check:",
         )
+        if left_s is not None and left_s <= 0:
+            st.warning(
+                "This review has expired: the sync will refuse it. Open the Diff page and "
+                "review the current plan again.",
+                icon=":material/timer_off:",
+            )
     else:
         st.info(
             "The options differ from the plan reviewed on the Diff page: the preview above "
@@ -83,6 +122,12 @@ if not plan.has_changes:
     st.success("LiteLLM and the database agree: a sync now would change nothing.")
 
 to_mark = plan.by_action(MARK_UNAVAILABLE)
+available = sum(
+    1 for a in plan.actions if a.current is not None and a.current.availability == "available"
+)
+# The engine's mass-unavailable guard: over this share, the admin types the number to confirm.
+mass = bool(to_mark) and len(to_mark) > service.max_unavailable_share * available
+confirm_count: int | None = None
 confirmed = True
 if to_mark:
     noun = "model" if len(to_mark) == 1 else "models"
@@ -97,9 +142,25 @@ if to_mark:
         width="stretch",
         height=min(38 + 35 * len(to_mark), 300),
     )
-    confirmed = st.checkbox(
-        f"I confirm: mark {len(to_mark)} {noun} unavailable", key="sync_confirm"
-    )
+    if mass:
+        st.warning(
+            f"That is {len(to_mark)} of the {available} available models, more than "
+            f"{service.max_unavailable_share:.0%}. Type the number of models to mark unavailable "
+            "to confirm.",
+            icon=":material/warning:",
+        )
+        typed = st.text_input(
+            f"Number of models to mark unavailable ({len(to_mark)})",
+            key="sync_confirm_count",
+            max_chars=9,
+            placeholder="type the number",
+        ).strip()
+        confirm_count = int(typed) if typed.isdigit() else None
+        confirmed = confirm_count is not None
+    else:
+        confirmed = st.checkbox(
+            f"I confirm: mark {len(to_mark)} {noun} unavailable", key="sync_confirm"
+        )
 
 reason = st.text_input(
     "Reason (optional, stored in the audit log)", key="sync_reason", max_chars=500
@@ -112,7 +173,11 @@ disabled_why = None
 if not ident.actor.can_sync:
     disabled_why = f"Only admins can sync. {ident.reason}"
 elif not confirmed:
-    disabled_why = "Confirm the models to mark unavailable first."
+    disabled_why = (
+        "Type the number of models to mark unavailable first."
+        if mass
+        else "Confirm the models to mark unavailable first."
+    )
 if disabled_why:
     st.caption(f":material/block: {disabled_why}")
 clicked = st.button(
@@ -134,10 +199,16 @@ if clicked:
                 trigger="manual",
                 actor=ident.actor,
                 expected_fingerprint=expected,
+                reviewed_at=reviewed_at,
+                confirm_unavailable=confirm_count,
                 reason=reason or None,
             )
         except SyncInProgressError as exc:
             status.update(label="A sync is already running", state="error")
+            st.error(str(exc))
+            st.stop()
+        except PlanExpiredError as exc:  # nothing started: the review is too old
+            status.update(label="The reviewed plan has expired", state="error")
             st.error(str(exc))
             st.stop()
         except SyncError as exc:  # permission denied and the like: nothing started
@@ -149,9 +220,11 @@ if clicked:
         else:
             status.update(label="Sync failed: nothing was written", state="error")
     st.session_state["last_sync_result"] = result.to_dict()
-    st.session_state.pop(ui.REVIEWED_KEY, None)
-    st.session_state.pop("_sync_defaults_from", None)
-    st.session_state.pop("sync_confirm", None)
+    if result.error_kind != "guard":  # a guard refusal keeps the review: fix the number, retry
+        st.session_state.pop(ui.REVIEWED_KEY, None)
+        st.session_state.pop("_sync_defaults_from", None)
+        st.session_state.pop("sync_confirm", None)
+        st.session_state.pop("sync_confirm_count", None)
 
 last = st.session_state.get("last_sync_result")
 if last:
@@ -160,10 +233,17 @@ if last:
         st.success(
             f"Synced at {ui.fmt_time(last['syncedAt'])}: {last['newModels']} new, "
             f"{last['updatedModels']} updated, {last['unavailableModels']} marked "
-            f"unavailable, {last['restoredModels']} restored."
+            f"unavailable, {last['restoredModels']} restored"
+            + (
+                f", {last['deletedModels']} deleted (retention)."
+                if last.get("deletedModels")
+                else "."
+            )
         )
     elif last["errorKind"] in ("stale_plan", "plan_expired"):
         st.error(f"{last['errorMessage']} Open the Diff page to review the current plan.")
+    elif last["errorKind"] == "guard":  # a safety guard: its message says what to do
+        st.error(f"Sync refused by a safety guard: {last['errorMessage']}")
     else:
         st.error(f"Sync failed ({last['errorKind']}): {last['errorMessage']}")
     c = st.columns(5)

@@ -27,8 +27,10 @@ from sync_core.plan import (
     SKIP,
     UNCHANGED,
     UPDATE,
+    PlanAction,
     SyncPlan,
 )
+from sync_core.policy import ModelPolicy, approval_key
 
 #: Plan actions in the words the pages use.
 ACTION_LABELS = {
@@ -41,6 +43,13 @@ ACTION_LABELS = {
     DELETE: "to delete (retention)",
 }
 REVIEWED_KEY = "reviewed_plan"  # session_state: the plan reviewed on the Diff page
+#: What REVIEWED_KEY holds: fingerprint, force_update, mark_unavailable, only (sorted model ids
+#: or None), reviewed_at (aware UTC datetime; the engine refuses it after ``plan_ttl_s``).
+
+
+def fmt_minutes(seconds: float) -> str:
+    minutes = seconds / 60
+    return f"{minutes:.0f} minute{'s' if round(minutes) != 1 else ''}"
 
 
 @st.cache_resource(show_spinner="Connecting to the database and running start-up…")
@@ -149,27 +158,104 @@ def short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def plan_table(plan: SyncPlan, actions: Iterable[str] | None = None) -> pd.DataFrame:
-    """One row per model of the plan: its action, the changed fields and the reason."""
+PLAN_COLUMNS = [
+    "model",
+    "action",
+    "changed fields",
+    "held back",
+    "suspicious",
+    "conflicts",
+    "reason",
+]
+
+
+def plan_table(
+    plan: SyncPlan,
+    actions: Iterable[str] | None = None,
+    *,
+    approved: frozenset[str] = frozenset(),
+    always_noted: bool = False,
+) -> pd.DataFrame:
+    """One row per model of the plan: its action, the changed fields, what the sync holds back
+    (protected or suspicious), the suspicious changes and merge conflicts, and the reason.
+
+    ``always_noted`` lists models with held changes or conflicts whatever their action (a model
+    whose only difference is a protected field is "unchanged" but worth seeing)."""
     wanted = set(actions) if actions is not None else None
     rows = [
         {
             "model": a.model_id,
             "action": ACTION_LABELS[a.action],
             "changed fields": ", ".join(a.changes),
+            "held back": held_text(a),
+            "suspicious": suspicious_text(a, approved),
+            "conflicts": ", ".join(a.conflicts),
             "reason": a.reason or "",
         }
         for a in plan.actions
-        if wanted is None or a.action in wanted
+        if wanted is None or a.action in wanted or (always_noted and (a.held or a.conflicts))
     ]
-    return pd.DataFrame(rows, columns=["model", "action", "changed fields", "reason"])
+    return pd.DataFrame(rows, columns=PLAN_COLUMNS)
+
+
+def held_text(action: PlanAction) -> str:
+    """ "input_cost_per_token (protected)": the changes this sync leaves out, and why."""
+    return ", ".join(f"{name} ({_held_why(why)})" for name, why in action.held.items())
+
+
+def _held_why(why: str) -> str:
+    return "protected" if why.startswith("protected") else "suspicious, not approved"
+
+
+def suspicious_text(action: PlanAction, approved: frozenset[str] = frozenset()) -> str:
+    """ "⚠ context_length" per flag; approved ones say so (scheduled syncs then apply them)."""
+    return ", ".join(
+        f"⚠ {name}" + (" (approved)" if suspicious_key(action, name) in approved else "")
+        for name in action.flags
+    )
+
+
+def suspicious_key(action: PlanAction, name: str) -> str:
+    """The approval key of one flagged change: this field of this model taking the new value.
+
+    Valid for plans that do not hold suspicious changes (the Diff page's): their target carries
+    LiteLLM's new value."""
+    target = action.target if action.target is not None else action.desired
+    return approval_key(action.model_id, name, getattr(target, name) if target else None)
+
+
+def policy_badges(policy: ModelPolicy | None) -> str:
+    """ "📌 pinned · 🔒 2 protected": a model's admin policy in a table cell."""
+    if policy is None:
+        return ""
+    parts = []
+    if policy.pinned:
+        parts.append("📌 pinned")
+    if policy.protected_fields:
+        parts.append(f"🔒 {', '.join(sorted(policy.protected_fields))}")
+    return " · ".join(parts)
+
+
+SIDE_COLUMNS = ["field", "database", "LiteLLM", "changed"]
 
 
 def side_by_side(plan: SyncPlan, model_id: str, *, changed_only: bool) -> pd.DataFrame:
-    """field | database | LiteLLM for one model; ``changed`` marks the fields a sync rewrites."""
+    """field | database | LiteLLM for one model; ``changed`` marks the fields a sync rewrites.
+
+    When the model has held changes, suspicious changes or merge conflicts, a ``note`` column
+    says which field and why; held and conflicting fields are listed in "changed only" too
+    (LiteLLM differs from the database there, although the sync keeps the database's value)."""
     action = next((a for a in plan.actions if a.model_id == model_id), None)
     if action is None:
-        return pd.DataFrame(columns=["field", "database", "LiteLLM", "changed"])
+        return pd.DataFrame(columns=SIDE_COLUMNS)
+    notes = {
+        **{n: f"⚠ suspicious: {why}" for n, why in action.flags.items()},
+        **{
+            n: "conflict: changed in the database and in LiteLLM; database kept"
+            for n in action.conflicts
+        },
+        **{n: f"held: {why}" for n, why in action.held.items()},
+    }
     current, desired = action.current, action.desired
     fields = [
         "name",
@@ -192,17 +278,18 @@ def side_by_side(plan: SyncPlan, model_id: str, *, changed_only: bool) -> pd.Dat
         old = getattr(current, name) if current is not None else None
         new = getattr(desired, name) if desired is not None else None
         changed = name in action.changes or current is None  # a new model: every field is
-        if changed_only and not changed:
+        if changed_only and not changed and name not in notes:
             continue
-        rows.append(
-            {
-                "field": name,
-                "database": _cell(old, current is None),
-                "LiteLLM": _cell(new, desired is None),
-                "changed": changed,
-            }
-        )
-    return pd.DataFrame(rows, columns=["field", "database", "LiteLLM", "changed"])
+        row = {
+            "field": name,
+            "database": _cell(old, current is None),
+            "LiteLLM": _cell(new, desired is None),
+            "changed": changed,
+        }
+        if notes:
+            row["note"] = notes.get(name, "")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=SIDE_COLUMNS + (["note"] if notes else []))
 
 
 def _cell(value: Any, absent: bool) -> str:
@@ -218,10 +305,17 @@ def _cell(value: Any, absent: bool) -> str:
 
 
 def highlight_changed(frame: pd.DataFrame) -> Any:
-    """A Styler that paints changed rows, so the difference is seen before it is read."""
+    """A Styler that paints changed rows amber and held or conflicting rows red, so the
+    difference is seen before it is read."""
 
     def paint(row: pd.Series) -> list[str]:
-        colour = "background-color: rgba(255, 193, 7, 0.25)" if row.get("changed") else ""
+        note = str(row.get("note") or "")
+        if note.startswith(("held", "conflict")):
+            colour = "background-color: rgba(244, 67, 54, 0.22)"
+        elif row.get("changed"):
+            colour = "background-color: rgba(255, 193, 7, 0.25)"
+        else:
+            colour = ""
         return [colour] * len(row)
 
     return frame.style.apply(paint, axis=1)
