@@ -146,12 +146,22 @@ def _json_default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-def row_signature(row: ModelRow) -> bytes:
-    """Every value the sync compares, plus description, as canonical bytes."""
-    values = [row.id, row.description] + [
-        row.value(name) if name != "metadata" else None for name in SYNCED_FIELDS
-    ]
+def synced_signature(row: ModelRow) -> bytes:
+    """Every value the sync compares (``SYNCED_FIELDS``) as canonical bytes: equal signatures
+    mean nothing to write. Spelled out field by field because it runs for every row twice."""
+    values = (
+        row.id, row.name, row.provider, row.context_length, row.input_cost_per_token,
+        row.output_cost_per_token, row.supports_vision, row.supports_function_calling,
+        row.supports_parallel_function_calling, row.supports_tool_choice,
+        row.supports_streaming, row.features, row.availability,
+    )
     return orjson.dumps(values, default=_json_default) + row.metadata_json
+
+
+def row_signature(row: ModelRow, synced: bytes | None = None) -> bytes:
+    """The synced signature plus the (admin-owned) description: what the fingerprint hashes."""
+    synced = synced_signature(row) if synced is None else synced
+    return synced + orjson.dumps(row.description)
 
 
 def _digest(parts: list[bytes]) -> str:
@@ -167,10 +177,17 @@ def fingerprint(
     current: Mapping[str, ModelRow],
     options: SyncOptions,
     extra: Any = None,
+    signatures: Mapping[int, bytes] | None = None,
 ) -> str:
-    """Hash of the mapped catalogue, the current rows and the options, independent of order."""
+    """Hash of the mapped catalogue, the current rows and the options, independent of order.
+    ``signatures`` (by ``id(row)``) reuses the synced signatures the plan already computed."""
+    known = signatures or {}
+
+    def signature(row: ModelRow) -> bytes:
+        return row_signature(row, known.get(id(row)))
+
     catalogue_part = _digest(
-        [row_signature(catalogue.rows[k]) for k in sorted(catalogue.rows)]
+        [signature(catalogue.rows[k]) for k in sorted(catalogue.rows)]
         + [
             orjson.dumps([s.model_id, s.kind, s.reason, s.deployment_id])
             for s in sorted(
@@ -178,7 +195,7 @@ def fingerprint(
             )
         ]
     )
-    database_part = _digest([row_signature(current[k]) for k in sorted(current)])
+    database_part = _digest([signature(current[k]) for k in sorted(current)])
     options_part = orjson.dumps([options.as_dict(), extra], option=orjson.OPT_SORT_KEYS)
     return _digest([catalogue_part.encode(), database_part.encode(), options_part])
 
@@ -308,6 +325,15 @@ def _skip_action(skip: Skip) -> PlanAction:
 _MARK_IS_OFF = "no longer served by LiteLLM; markUnavailable is off"
 
 
+def _same(current: ModelRow, desired: ModelRow, options: SyncOptions,
+          signatures: dict[int, bytes]) -> bool:
+    if options.force_update or (current.description is None and desired.description is not None):
+        return False
+    mine = signatures[id(current)] = synced_signature(current)
+    theirs = signatures[id(desired)] = synced_signature(desired)
+    return mine == theirs
+
+
 def _absent_action(
     row: ModelRow,
     options: SyncOptions,
@@ -360,6 +386,7 @@ def build_plan(
     no_policy = ModelPolicy()
     selection = options.selection
     actions: list[PlanAction] = []
+    signatures: dict[int, bytes] = {}
     for model_id in sorted(catalogue.rows):
         desired = catalogue.rows[model_id]
         existing = current.get(model_id)
@@ -367,6 +394,10 @@ def build_plan(
             actions.append(_outside(existing, desired))
         elif existing is None:
             actions.append(PlanAction(model_id, INSERT, {}, None, desired, None, desired))
+        elif _same(existing, desired, options, signatures):
+            # Nothing LiteLLM has differs from the row: unchanged in every conflict mode, with
+            # every policy (the common case of a re-sync, so it skips the field-by-field work).
+            actions.append(PlanAction(model_id, UNCHANGED, {}, None, desired, existing, existing))
         else:
             actions.append(_present_action(existing, desired, options,
                                            policies.get(model_id, no_policy)))
@@ -414,7 +445,7 @@ def build_plan(
     return SyncPlan(
         actions=tuple(actions),
         summary=summary,
-        fingerprint=fingerprint(catalogue, current, options, extra),
+        fingerprint=fingerprint(catalogue, current, options, extra, signatures),
         options=options,
         entry_count=catalogue.entry_count,
         warnings=tuple(warnings),
