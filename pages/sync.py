@@ -122,11 +122,9 @@ if not plan.has_changes:
     st.success("LiteLLM and the database agree: a sync now would change nothing.")
 
 to_mark = plan.by_action(MARK_UNAVAILABLE)
-available = sum(
-    1 for a in plan.actions if a.current is not None and a.current.availability == "available"
-)
+available = service.available_count(plan)
 # The engine's mass-unavailable guard: over this share, the admin types the number to confirm.
-mass = bool(to_mark) and len(to_mark) > service.max_unavailable_share * available
+mass = service.confirmation_needed(plan) is not None
 confirm_count: int | None = None
 confirmed = True
 if to_mark:

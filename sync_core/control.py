@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .access import Actor, require_admin
+from .audit import write_audit
 from .policy import ModelPolicy, normalise_fields
 from .schema import JSONDocument, metadata
 
@@ -24,6 +25,9 @@ control = sa.Table(
 )
 
 SCHEDULER_PAUSED = "scheduler.paused"
+#: Audit actions of admin changes (a sync's own row is ``MODELS_SYNC``).
+CONTROL_ACTION = "MODEL_SYNC_CONTROL_CHANGED"
+POLICY_ACTION = "MODEL_POLICY_CHANGED"
 
 
 def get_control(engine: Engine, key: str, default: Any = None) -> Any:
@@ -38,6 +42,7 @@ def get_control(engine: Engine, key: str, default: Any = None) -> Any:
 def set_control(engine: Engine, key: str, value: Any, actor: Actor) -> None:
     """Upsert one value; admins only (checked here, not only by the page)."""
     require_admin(actor, f"change {key}")
+    old = get_control(engine, key)
     now = datetime.now(UTC)
     with engine.begin() as conn:
         updated = conn.execute(
@@ -51,6 +56,9 @@ def set_control(engine: Engine, key: str, value: Any, actor: Actor) -> None:
                     key=key, value=value, updated_by=actor.name, updated_at=now
                 )
             )
+    write_audit(engine, action=CONTROL_ACTION, success=True, resource_type="MODEL_SYNC_CONTROL",
+                resource_id=key, new_values={"value": value},
+                metadata={"actor": actor.name, "old": old})
 
 
 # --- per-model policies (pins, protected fields) ---------------------------------------------
@@ -98,6 +106,9 @@ def set_policy(engine: Engine, model_id: str, policy: ModelPolicy, actor: Actor)
             sa.update(policies_table).where(policies_table.c.model_id == model_id).values(**values)
         ).rowcount:
             conn.execute(sa.insert(policies_table).values(model_id=model_id, **values))
+    write_audit(engine, action=POLICY_ACTION, success=True, resource_type="MODEL",
+                resource_id=model_id, new_values=policy.as_dict(),
+                metadata={"actor": actor.name})
 
 
 def approvals(engine: Engine) -> frozenset[str]:

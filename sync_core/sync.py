@@ -339,24 +339,34 @@ class SyncService:
             if held is not None:
                 held.verify()  # never commit once the lock is gone: another sync may hold it
 
+    def available_count(self, plan: SyncPlan) -> int:
+        """Models available in the database when the plan was made."""
+        return sum(1 for a in plan.actions
+                   if a.current is not None and a.current.availability == "available")
+
+    def confirmation_needed(self, plan: SyncPlan) -> int | None:
+        """The number an admin must give to apply this plan (it marks more than
+        ``max_unavailable_share`` of the available models unavailable), or None."""
+        marking = plan.summary[MARK_UNAVAILABLE]
+        if marking and marking > self.max_unavailable_share * self.available_count(plan):
+            return marking
+        return None
+
     def _guard_mass_unavailable(self, plan: SyncPlan, trigger: str,
                                 confirm: int | None) -> None:
         """Marking more than the allowed share of available models unavailable: scheduled syncs
         refuse; anyone else must confirm by giving the exact number."""
-        marking = plan.summary[MARK_UNAVAILABLE]
-        available = sum(1 for a in plan.actions if a.current is not None
-                        and a.current.availability == "available")
-        if not marking or marking <= self.max_unavailable_share * available:
+        needed = self.confirmation_needed(plan)
+        if needed is None:
             return
-        share = f"{marking} of {available} available models"
+        share = (f"{needed} of {self.available_count(plan)} available models unavailable "
+                 f"(over {self.max_unavailable_share:.0%})")
         if trigger == "schedule":
-            raise GuardError(f"This sync would mark {share} unavailable (over "
-                             f"{self.max_unavailable_share:.0%}); scheduled syncs refuse. "
+            raise GuardError(f"This sync would mark {share}; scheduled syncs refuse. "
                              "Review it on the Diff page and sync by hand.")
-        if confirm != marking:
-            raise GuardError(f"This sync would mark {share} unavailable (over "
-                             f"{self.max_unavailable_share:.0%}); confirm by giving the number "
-                             f"{marking}.", )
+        if confirm != needed:
+            raise GuardError(f"This sync would mark {share}; confirm by giving the number "
+                             f"{needed}.")
 
     def _audit(
         self, result: SyncResult, reason: str | None, ip: str | None, user_agent: str | None

@@ -101,9 +101,9 @@ def test_catalogue_diff_sync_audit_end_to_end(browser_page: tuple[str, Page]) ->
     page.get_by_role("button", name="Review and sync this plan").click()
     expect(page.get_by_role("heading", name="Sync", exact=True)).to_be_visible(timeout=30_000)
     expect(page.get_by_text("Applying the plan reviewed on the Diff page")).to_be_visible()
-    confirm = page.get_by_text(re.compile(r"^I confirm: mark "))
-    if confirm.count():
-        confirm.click()
+    confirm = page.get_by_text(re.compile(r"^I confirm: mark "))  # the demo marks one model
+    expect(confirm).to_be_visible(timeout=30_000)
+    confirm.click()
     sync_now = page.get_by_role("button", name="Sync now")
     expect(sync_now).to_be_enabled(timeout=15_000)
     sync_now.click()

@@ -51,6 +51,8 @@ def synced(engine, **kwargs):
 def test_pinned_model_is_never_marked_unavailable(engine):
     service = synced(engine)
     set_policy(engine, "gpt-4o", ModelPolicy(pinned=True), ADMIN)
+    (change,) = audit.list_audit(engine, action="MODEL_POLICY_CHANGED")  # admin actions audited
+    assert change["resource_id"] == "gpt-4o" and change["new_values"]["pinned"] is True
     service.source.entries = real_entries()[1:]
     plan = service.preview()
     (pinned,) = [a for a in plan.actions if a.model_id == "gpt-4o"]

@@ -60,7 +60,9 @@ def test_paused_scheduler_skips_on_every_replica_until_resumed(engine, source):
     set_control(engine, SCHEDULER_PAUSED, {"paused": True}, SYSTEM)
     assert first.run_once() is None and first.last_skip_reason == "paused by an admin"
     assert second.paused
-    assert audit.list_audit(engine) == []
+    assert audit.list_audit(engine, action=audit.SYNC_ACTION) == []
+    (change,) = audit.list_audit(engine, action="MODEL_SYNC_CONTROL_CHANGED")
+    assert change["resource_id"] == SCHEDULER_PAUSED and change["metadata"]["actor"] == "system"
     set_control(engine, SCHEDULER_PAUSED, {"paused": False}, SYSTEM)
     assert second.run_once() is not None
 
