@@ -17,9 +17,8 @@ from sync_core.doctor import FAIL, PASS, run_doctor
 from sync_core.errors import LiteLLMServerError
 from sync_core.logs import configure_logging
 from sync_core.runtime import build_runtime
-from tests.factories import StaticSource
+from tests.factories import StaticSource, real_entries
 from tests.fake_litellm import FakeLiteLLM, status
-from tests.factories import real_entries
 
 
 def samples(runtime):

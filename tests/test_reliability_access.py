@@ -1,7 +1,6 @@
 """Access: a viewer cannot sync through the engine; the HTTP API rejects missing and wrong
 tokens, compares in constant time, never opens without a configured token and allows no
-cross-site use. What it lacks (429 after repeated failures, a body size limit) is recorded as
-strict xfails with the fix in their reason.
+cross-site use, answers 429 after repeated failures and refuses oversized bodies.
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ import hmac
 
 import pytest
 
+from sync_core import api
 from sync_core.access import Actor
 from sync_core.config import Secret, Settings
 from sync_core.errors import PermissionDeniedError
@@ -19,7 +19,6 @@ from sync_core.sync import SyncService
 from tests.factories import StaticSource
 from tests.reliability.helpers import audit_rows, fingerprint, make_engine
 
-api = pytest.importorskip("sync_core.api")
 TOKEN = "tok-access-9a8b7c6d5e"
 
 
@@ -167,7 +166,7 @@ def _asgi(app, method, path, headers=(), body=b"", query=b""):
 
 @pytest.fixture
 def routes_app(sqlite_url, monkeypatch):
-    pytest.importorskip("streamlit")
+    import streamlit  # noqa: F401
     from starlette.applications import Starlette
 
     import app as dashboard

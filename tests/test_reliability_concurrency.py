@@ -17,6 +17,7 @@ from collections import Counter
 import pytest
 import sqlalchemy as sa
 
+from sync_core import api
 from sync_core.access import Actor
 from sync_core.config import Secret, Settings
 from sync_core.errors import SyncInProgressError
@@ -41,7 +42,6 @@ from tests.reliability.helpers import (
 KEY = "sk-reliability-concurrency"
 ROUNDS = 3
 MODELS = 300
-api = pytest.importorskip("sync_core.api")
 
 
 def _round(url, engine, fake, gate, entries):

@@ -12,6 +12,7 @@ import json
 
 import pytest
 
+from sync_core import api
 from sync_core.access import Actor
 from sync_core.breaker import CLOSED, HALF_OPEN, OPEN
 from sync_core.config import Secret, Settings
@@ -32,7 +33,6 @@ from tests.reliability.helpers import (
 KEY = "sk-reliability-faults-5f1e"
 ADMIN = Actor("reliability@example.com", "admin")
 TIMEOUT = 0.15
-api = pytest.importorskip("sync_core.api")
 
 # (id, behaviour, error kind, HTTP attempts, transient?, words the message must contain)
 FAULTS = [

@@ -12,8 +12,7 @@ import json
 import logging
 import subprocess
 
-import pytest
-
+from sync_core import api
 from sync_core.access import Actor
 from sync_core.config import Secret, Settings
 from sync_core.health import check_health
@@ -29,7 +28,6 @@ KEY = f"sk-{MARK}-7f3a9c1e5b"
 TOKEN = f"tok-{MARK}-2d8e4b6f"
 DB_PASSWORD = f"pw-{MARK}-db"
 ADMIN = Actor("secrets@example.com", "admin")
-api = pytest.importorskip("sync_core.api")
 
 
 def leaky_entries() -> list[dict]:
