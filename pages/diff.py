@@ -87,18 +87,17 @@ if held or flagged or conflicted:
         icon=":material/shield:",
     )
 
-# What the two options change, against the plan without them.
-base = service.preview(service.options(force_update=False, mark_unavailable=False))
+# What the two options change: the plan says so itself (no extra planning per rerun).
+effects = plan.option_effects
 with st.expander("What forceUpdate and markUnavailable change"):
-    forced = service.preview(service.options(force_update=True, mark_unavailable=False))
-    marked = service.preview(service.options(force_update=False, mark_unavailable=True))
     st.markdown(
-        f"- **forceUpdate** rewrites {forced.summary[UPDATE] - base.summary[UPDATE]} more "
-        f"unchanged models ({forced.summary[UPDATE]} updates instead of {base.summary[UPDATE]}).\n"
-        f"- **markUnavailable** marks {marked.summary[MARK_UNAVAILABLE]} models unavailable: "
-        + (", ".join(f"`{a.model_id}`" for a in marked.by_action(MARK_UNAVAILABLE)) or "none")
-        + "."
+        f"- **forceUpdate** rewrites {len(effects['force_update'])} models that have not changed "
+        "(their `updated_at` moves).\n"
+        f"- **markUnavailable** marks {len(effects['mark_unavailable'])} models unavailable"
+        + (":" if effects["mark_unavailable"] else ".")
     )
+    if effects["mark_unavailable"]:  # plain text: model names are not Markdown
+        st.text(", ".join(effects["mark_unavailable"]))
 
 st.subheader("Models")
 labels = {ui.ACTION_LABELS[a]: a for a in ACTIONS if a in summary}

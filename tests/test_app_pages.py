@@ -282,3 +282,11 @@ def test_health_page_pause_switch_is_shared_and_admin_only(demo: str) -> None:
 def test_health_page_pause_switch_is_disabled_for_viewers(empty_production: str) -> None:
     at = open_page("pages/health.py")
     assert at.toggle[0].disabled
+
+
+def test_diff_page_explains_both_toggles_from_one_plan(demo: str) -> None:
+    at = open_page("pages/diff.py")
+    explained = texts(at.markdown)
+    assert "**forceUpdate** rewrites 11 models that have not changed" in explained
+    assert "**markUnavailable** marks 1 models unavailable:" in explained
+    assert "gpt-4-turbo" in texts(at.text)
