@@ -105,8 +105,9 @@ def parse_duration(raw: str, name: str, maximum: int | None = None) -> int:
     if seconds < 1:
         raise ConfigError(f"{name}={raw!r} must be at least 1 second")
     if seconds > (maximum or MAX_DURATION_SECONDS):
-        days = (maximum or MAX_DURATION_SECONDS) // 86400
-        raise ConfigError(f"{name}={raw!r} is too long; use at most {days}d")
+        limit = maximum or MAX_DURATION_SECONDS
+        shown = f"{limit // 86400}d" if limit % 86400 == 0 else f"{limit}s"
+        raise ConfigError(f"{name}={raw!r} is too long; use at most {shown}")
     return seconds
 
 
@@ -251,6 +252,15 @@ SETTINGS: tuple[SettingSpec, ...] = (
         None,
         "LiteLLM key, sent as `Authorization: Bearer …` and `x-litellm-api-key`.",
         "none",
+    ),
+    SettingSpec(
+        "LITELLM_TIMEOUT",
+        "litellm_timeout_seconds",
+        lambda raw, name: parse_duration(raw, name, maximum=600),
+        30,
+        "Total time allowed for one request to LiteLLM (3 attempts on connection errors, "
+        "timeouts and 5xx).",
+        "`30s`",
     ),
     SettingSpec(
         "DATABASE_URL",
@@ -442,6 +452,7 @@ class Settings:
 
     litellm_url: str | None = None
     litellm_api_key: Secret | None = None
+    litellm_timeout_seconds: int = 30
     database_url: str = field(default=f"sqlite:///{DEFAULT_SQLITE_PATH}", repr=False)
     auto_sync: bool = False
     sync_interval_seconds: int = 60

@@ -25,7 +25,8 @@ def make_source(settings: Settings, metrics: SyncMetrics | None = None) -> Catal
         return MockLiteLLMClient()
     assert settings.litellm_url is not None  # Settings.from_env refuses production without it
     observer = metrics.observe_request if metrics is not None else None
-    return LiteLLMClient(settings.litellm_url, settings.litellm_api_key, observer=observer)
+    return LiteLLMClient(settings.litellm_url, settings.litellm_api_key, observer=observer,
+                         timeout=settings.litellm_timeout_seconds)
 
 
 @dataclass

@@ -22,6 +22,7 @@ CASES = {
     "LITELLM_BASE_URL": (None, "https://llm.example.com/proxy/", "https://llm.example.com/proxy",
                          "ftp://litellm", "http(s)://host"),
     "LITELLM_API_KEY": (None, " sk-abc ", Secret("sk-abc"), None, ""),
+    "LITELLM_TIMEOUT": (30, "5", 5, "11m", "at most 600s"),
     "DATABASE_URL": (f"sqlite:///{DEFAULT_SQLITE_PATH}", "postgres://u:p@db:5432/lm",
                      "postgresql+psycopg://u:p@db:5432/lm", "mysql://u:p@db/lm",
                      "postgresql://user:password@host:5432/dbname"),
