@@ -21,6 +21,7 @@ PAGES = (
     ("pages/diff.py", "Diff", ":material/difference:"),
     ("pages/sync.py", "Sync", ":material/sync:"),
     ("pages/audit_log.py", "Audit log", ":material/history:"),
+    ("pages/restore.py", "Restore", ":material/restore:"),
     ("pages/health.py", "Health", ":material/monitor_heart:"),
 )
 

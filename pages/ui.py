@@ -198,6 +198,17 @@ def plan_table(
     return pd.DataFrame(rows, columns=PLAN_COLUMNS)
 
 
+def plan_metrics(plan: SyncPlan, actions: Iterable[str] | None = None) -> None:
+    """One metric per plan action, in the pages' words ("New", "Changed", …); retention's
+    deletions only when retention is configured (the plan then counts them)."""
+    summary = plan.summary
+    shown = list(actions or (INSERT, UPDATE, UNCHANGED, MARK_UNAVAILABLE, RESTORE, SKIP))
+    if DELETE in summary and DELETE not in shown:
+        shown.append(DELETE)
+    for col, action in zip(st.columns(len(shown)), shown, strict=True):
+        col.metric(ACTION_LABELS[action].capitalize(), summary.get(action, 0))
+
+
 def held_text(action: PlanAction) -> str:
     """ "input_cost_per_token (protected)": the changes this sync leaves out, and why."""
     return ", ".join(f"{name} ({_held_why(why)})" for name, why in action.held.items())
