@@ -217,6 +217,7 @@ def test_a_viewer_cannot_sync(empty_production: str, stub_litellm: StubLiteLLM) 
         ("pages/sync.py", "Sync"),
         ("pages/audit_log.py", "Audit log"),
         ("pages/health.py", "Health"),
+        ("pages/restore.py", "Restore"),
     ],
 )
 def test_every_page_renders_on_an_empty_database(
@@ -231,6 +232,7 @@ def test_every_page_renders_on_an_empty_database(
         "Sync": "a sync now would change nothing",
         "Audit log": "1 entry",  # the start-up sync, which found nothing to do
         "Health": "Models in the database",
+        "Restore": "No snapshot is kept yet",
     }[title]
     assert expected in shown or expected in str(metrics(at))
 

@@ -36,6 +36,7 @@ PAGES = (
     ("sync", "Sync", "sync"),
     ("audit_log", "Audit log", "audit_log"),
     ("health", "Health", "health"),
+    ("restore", "Restore", "restore"),
 )
 
 
