@@ -1,7 +1,7 @@
 """Snapshots of the catalogue after each sync that changed it, and restoring one.
 
-A snapshot holds, for every available model, the LiteLLM entry it was synced from (rebuilt from
-the row's stored metadata), gzip-compressed. Restoring is an ordinary sync whose source is the
+A snapshot holds, for every model available after the sync, its stored metadata — the LiteLLM
+entry it was synced from — taken from the applied plan (no re-read), gzip-compressed. Restoring is an ordinary sync whose source is the
 snapshot instead of LiteLLM: it is planned, shown as a diff, guarded, applied in one transaction
 and audited like any other — and the next sync from LiteLLM will move the catalogue again unless
 scheduled syncs are paused.
@@ -20,8 +20,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .errors import SyncError
+from .mapping import ModelRow
+from .plan import DELETE, MARK_UNAVAILABLE, WRITING_ACTIONS, SyncPlan
 from .schema import metadata
-from .store import read_current_rows
 from .sync import SyncResult
 
 log = logging.getLogger("sync_core.snapshots")
@@ -41,33 +42,33 @@ class SnapshotNotFound(SyncError):
     kind = "snapshot_not_found"
 
 
-def _entries(engine: Engine) -> list[dict[str, Any]]:
-    """The available models as LiteLLM entries, from their stored metadata."""
-    with engine.connect() as conn:
-        rows = read_current_rows(conn)
-    return [
-        {
-            "model_name": row.id,
-            "litellm_params": row.metadata.get("litellm_params") or {},
-            "model_info": row.metadata.get("litellm_model_info") or {},
-        }
-        for row in rows.values()
-        if row.availability == "available"
-    ]
+def _final_rows(plan: SyncPlan) -> list[ModelRow]:
+    """The rows available after the plan was applied, from the plan itself (no re-read)."""
+    final = []
+    for action in plan.actions:
+        if action.action in (MARK_UNAVAILABLE, DELETE):
+            continue
+        row = action.target if action.action in WRITING_ACTIONS else action.current
+        if row is not None and row.availability == "available":
+            final.append(row)
+    return final
 
 
 def take_snapshot(engine: Engine, result: SyncResult, keep: int = DEFAULT_KEEP) -> bool:
     """After a successful sync that changed something: store the catalogue, prune old ones."""
     changed = result.new_models + result.updated_models + result.unavailable_models
     changed += result.restored_models + result.deleted_models
-    if not result.success or not result.audit_id or not changed:
+    if not result.success or not result.audit_id or not changed or result.plan is None:
         return False
-    entries = _entries(engine)
-    blob = gzip.compress(orjson.dumps(entries), compresslevel=6)
+    rows = _final_rows(result.plan)
+    # The stored metadata is already canonical JSON: embed it, never re-encode it.
+    payload = orjson.dumps([{"id": r.id, "metadata": orjson.Fragment(r.metadata_json)}
+                            for r in rows])
+    blob = gzip.compress(payload, compresslevel=1)
     with engine.begin() as conn:
         conn.execute(sa.insert(snapshots).values(
             sync_audit_id=result.audit_id, created_at=datetime.now(UTC),
-            model_count=len(entries), entries=blob))
+            model_count=len(rows), entries=blob))
         stale = [r[0] for r in conn.execute(
             sa.select(snapshots.c.sync_audit_id).order_by(snapshots.c.created_at.desc())
             .offset(keep))]
@@ -107,7 +108,12 @@ class SnapshotSource:
         if row is None:
             raise SnapshotNotFound(f"No snapshot of sync {sync_audit_id}; "
                                    "`litemaas-sync restore --list` shows the ones kept")
-        self._entries = orjson.loads(gzip.decompress(row[0]))
+        self._entries = [
+            {"model_name": item["id"],
+             "litellm_params": item["metadata"].get("litellm_params") or {},
+             "model_info": item["metadata"].get("litellm_model_info") or {}}
+            for item in orjson.loads(gzip.decompress(row[0]))
+        ]
         self.taken_at = row[1]
         self.model_info_url = f"snapshot://{sync_audit_id}"
 
