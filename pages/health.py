@@ -9,6 +9,7 @@ import streamlit as st
 
 from pages import ui
 from sync_core import catalogue_queries as cq
+from sync_core.doctor import run_doctor
 from sync_core.errors import SyncError
 from sync_core.health import check_health
 from sync_core.scheduler import scheduler_status, set_paused
@@ -104,6 +105,23 @@ def tiles() -> None:
 
 
 tiles()
+
+st.subheader("Pre-deployment checklist")
+st.caption("The same checks as `litemaas-sync doctor`: configuration, database, migrations, pool "
+           "size, LiteLLM with the key. It fetches the catalogue once, so it runs on request.")
+if st.button("Run the checklist", key="health_doctor"):
+    checks = run_doctor(app.runtime)
+    st.dataframe(
+        pd.DataFrame([{"check": c.name, "status": c.status.upper(), "detail": c.detail}
+                      for c in checks]),
+        hide_index=True,
+        width="stretch",
+    )
+    failed = [c.name for c in checks if c.status == "fail"]
+    if failed:
+        st.error(f"Failing: {', '.join(failed)}")
+    else:
+        st.success("Nothing fails.")
 
 st.subheader("Scheduled syncs")
 status = scheduler_status(app.service, app.settings)

@@ -292,3 +292,13 @@ def test_diff_page_explains_both_toggles_from_one_plan(demo: str) -> None:
     assert "**forceUpdate** rewrites 11 models that have not changed" in explained
     assert "**markUnavailable** marks 1 models unavailable:" in explained
     assert "gpt-4-turbo" in texts(at.text)
+
+
+def test_health_page_runs_the_doctor_checklist_on_request(demo: str) -> None:
+    at = open_page("pages/health.py")
+    before = len(at.dataframe)  # nothing is fetched until asked
+    at.button(key="health_doctor").click().run()
+    assert len(at.dataframe) == before + 1
+    table = at.dataframe[-1].value
+    assert {"database", "migrations", "litellm"} <= set(table["check"])
+    assert "Nothing fails." in texts(at.success)
