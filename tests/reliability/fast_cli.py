@@ -10,7 +10,6 @@ the real ``sync_core.cli.main``. Back-off sleeps requested are printed to stderr
 from __future__ import annotations
 
 import atexit
-import functools
 import os
 import sys
 
@@ -21,7 +20,11 @@ slept: list[float] = []
 
 def main() -> int:
     timeout = float(os.environ.get("RELIABILITY_TIMEOUT", "0.5"))
-    factory = functools.partial(litellm.LiteLLMClient, timeout=timeout, sleep=slept.append)
+    def factory(*args, **kwargs):  # type: ignore[no-untyped-def]
+        # override whatever the runtime passes (LITELLM_TIMEOUT is whole seconds)
+        return litellm.LiteLLMClient(*args, **{**kwargs, "timeout": timeout,
+                                               "sleep": slept.append})
+
     runtime.LiteLLMClient = factory  # type: ignore[misc,assignment]
     atexit.register(lambda: print(f"reliability: slept {slept}", file=sys.stderr))
     return cli.main(sys.argv[1:])
