@@ -21,8 +21,8 @@ from sync_core.plan import (
     UNCHANGED,
     UPDATE,
     WRITING_ACTIONS,
-    plan_to_dict,
 )
+from sync_core.plan_render import plan_to_dict
 
 app, ident = ui.page_context()
 service = app.service

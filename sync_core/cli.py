@@ -23,7 +23,8 @@ from .config import SETTINGS, Settings
 from .errors import ConfigError, SyncError, describe_db_error
 from .health import check_health
 from .logs import configure_logging
-from .plan import UNCHANGED, SyncPlan, plan_to_dict
+from .plan import UNCHANGED, SyncPlan
+from .plan_render import plan_to_dict
 from .runtime import Runtime, build_runtime
 from .sync import SyncResult
 

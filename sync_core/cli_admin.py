@@ -11,7 +11,7 @@ from typing import Any
 
 from .access import Actor
 from .control import approve, read_policies, set_policy
-from .plan import plan_to_dict
+from .plan_render import plan_to_dict
 from .policy import PROTECTABLE_FIELDS, ModelPolicy, approval_key
 from .runtime import Runtime
 from .snapshots import list_snapshots

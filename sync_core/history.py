@@ -17,7 +17,8 @@ from sqlalchemy.engine import Engine
 
 from . import audit
 from .mapping import SYNCED_FIELDS
-from .plan import DELETE, WRITING_ACTIONS, jsonable
+from .plan import DELETE, WRITING_ACTIONS
+from .plan_render import jsonable
 from .store import model_counts
 from .sync import SyncResult
 

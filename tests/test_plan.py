@@ -15,8 +15,8 @@ from sync_core.plan import (
     UPDATE,
     SyncOptions,
     build_plan,
-    plan_to_dict,
 )
+from sync_core.plan_render import plan_to_dict
 from tests.factories import entry, real_entries
 
 
