@@ -13,11 +13,6 @@ from sync_core import control
 from sync_core.errors import SyncError
 from sync_core.plan import (
     ACTIONS,
-    DELETE,
-    INSERT,
-    MARK_UNAVAILABLE,
-    RESTORE,
-    SKIP,
     UNCHANGED,
     UPDATE,
     WRITING_ACTIONS,
@@ -57,11 +52,7 @@ except SyncError as exc:
     st.stop()
 
 summary = plan.summary
-shown_actions = [INSERT, UPDATE, UNCHANGED, MARK_UNAVAILABLE, RESTORE, SKIP]
-if DELETE in summary:  # retention is configured
-    shown_actions.append(DELETE)
-for col, action in zip(st.columns(len(shown_actions)), shown_actions, strict=True):
-    col.metric(ui.ACTION_LABELS[action].capitalize(), summary[action])
+ui.plan_metrics(plan)
 for warning in plan.warnings:
     st.warning(warning)
 

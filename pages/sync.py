@@ -10,7 +10,7 @@ import streamlit as st
 from pages import ui
 from sync_core.errors import PlanExpiredError, SyncError, SyncInProgressError
 from sync_core.locking import current_holder
-from sync_core.plan import DELETE, INSERT, MARK_UNAVAILABLE, RESTORE, SKIP, UNCHANGED, UPDATE
+from sync_core.plan import INSERT, MARK_UNAVAILABLE, RESTORE, SKIP, UNCHANGED, UPDATE
 
 app, ident = ui.page_context()
 service = app.service
@@ -67,11 +67,7 @@ except SyncError as exc:
 
 st.subheader("What these options will do")
 summary = plan.summary
-shown_actions = [INSERT, UPDATE, MARK_UNAVAILABLE, RESTORE, UNCHANGED, SKIP]
-if DELETE in summary:  # retention is configured
-    shown_actions.append(DELETE)
-for col, action in zip(st.columns(len(shown_actions)), shown_actions, strict=True):
-    col.metric(ui.ACTION_LABELS[action].capitalize(), summary[action])
+ui.plan_metrics(plan, (INSERT, UPDATE, MARK_UNAVAILABLE, RESTORE, UNCHANGED, SKIP))
 for warning in plan.warnings:
     st.warning(warning)
 held = [a for a in plan.actions if a.held]

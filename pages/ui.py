@@ -31,6 +31,7 @@ from sync_core.plan import (
     SyncPlan,
 )
 from sync_core.policy import ModelPolicy, approval_key
+from sync_core.schema import MODEL_WRITE_COLUMNS
 
 #: Plan actions in the words the pages use.
 ACTION_LABELS = {
@@ -268,22 +269,7 @@ def side_by_side(plan: SyncPlan, model_id: str, *, changed_only: bool) -> pd.Dat
         **{n: f"held: {why}" for n, why in action.held.items()},
     }
     current, desired = action.current, action.desired
-    fields = [
-        "name",
-        "provider",
-        "description",
-        "context_length",
-        "input_cost_per_token",
-        "output_cost_per_token",
-        "supports_vision",
-        "supports_function_calling",
-        "supports_parallel_function_calling",
-        "supports_tool_choice",
-        "supports_streaming",
-        "features",
-        "availability",
-        "metadata",
-    ]
+    fields = [*MODEL_WRITE_COLUMNS[1:]]  # every written column but the id, in table order
     rows = []
     for name in fields:
         old = getattr(current, name) if current is not None else None
