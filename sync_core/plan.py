@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -82,7 +83,11 @@ class FieldChange:
     new: Any
 
 
-@dataclass(frozen=True)
+#: The shared empty mapping of actions without changes (most of a re-sync's 10,000 actions).
+NOTHING: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
 class PlanAction:
     """One model's fate. ``desired`` is the mapped LiteLLM row, ``current`` the database row."""
 
@@ -397,7 +402,8 @@ def build_plan(
         elif _same(existing, desired, options, signatures):
             # Nothing LiteLLM has differs from the row: unchanged in every conflict mode, with
             # every policy (the common case of a re-sync, so it skips the field-by-field work).
-            actions.append(PlanAction(model_id, UNCHANGED, {}, None, desired, existing, existing))
+            actions.append(PlanAction(model_id, UNCHANGED, NOTHING, None, desired, existing,
+                                      existing, NOTHING, NOTHING, NOTHING))
         else:
             actions.append(_present_action(existing, desired, options,
                                            policies.get(model_id, no_policy)))
