@@ -61,6 +61,8 @@ class CatalogueSource(Protocol):
 
     def cached_entries(self) -> list[Any]: ...
 
+    def clear_cache(self) -> None: ...
+
 
 @dataclass
 class SyncResult:
@@ -317,6 +319,11 @@ class SyncService:
         result.total_models = len(entries)
         with gc_paused():  # tens of thousands of acyclic objects: see bulk.gc_paused
             catalogue = map_catalogue(entries)
+        # The raw entries (~1.5x the JSON) are not needed once mapped: drop them, and the
+        # client's page-view copy with them (the catalogue is changing anyway), before the
+        # database work allocates its own buffers.
+        del entries
+        self.source.clear_cache()
         connection = self.engine.connect()
         if not is_postgres(self.engine):
             connection = connection.execution_options(sqlite_begin="IMMEDIATE")

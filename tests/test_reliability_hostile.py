@@ -123,6 +123,9 @@ class ListSource:
 
     cached_entries = fetch_entries
 
+    def clear_cache(self):
+        return None
+
 
 def _stored(engine, model_id):
     with engine.connect() as conn:

@@ -49,6 +49,9 @@ class ListSource:
 
     cached_entries = fetch_entries
 
+    def clear_cache(self):
+        return None
+
 
 class CountingHandler(logging.Handler):
     """Formats every record (as a real handler would) and keeps only counts: pytest's own log

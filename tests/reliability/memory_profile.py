@@ -30,6 +30,9 @@ class _Source:
 
     cached_entries = fetch_entries
 
+    def clear_cache(self):
+        return None
+
 
 def main(rounds: int = 8) -> None:
     logging.disable(logging.CRITICAL)
