@@ -220,7 +220,7 @@ else:
         params["model"] = model_id
         model = cq.get_model(engine, model_id)
         if model is not None:
-            st.subheader(model["name"])
+            st.subheader(ui.plain(model["name"]))
             policy_section(model_id, policies.get(model_id, ModelPolicy()))
             mapped, raw, history = st.tabs(["Mapped fields", "Raw LiteLLM data", "Change history"])
             with mapped:
@@ -248,7 +248,7 @@ else:
                 for change in changes:
                     st.markdown(
                         f"**{ui.fmt_time(change['at'])}** — {change['action']} "
-                        f"by {change['actor']} ({change['trigger']})"
+                        f"by {ui.plain(change['actor'])} ({change['trigger']})"
                     )
                     if change["fields"]:
                         st.dataframe(

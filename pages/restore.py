@@ -48,11 +48,11 @@ def show_result() -> None:
             "made available again."
         )
     elif last["errorKind"] in ("stale_plan", "plan_expired"):
-        st.error(f"Restore refused: {last['errorMessage']} The plan above is the current one.")
+        st.error(f"Restore refused: {ui.plain(last['errorMessage'])} The plan above is the current one.")
     elif last["errorKind"] == "guard":
-        st.error(f"Restore refused by a safety guard: {last['errorMessage']}")
+        st.error(f"Restore refused by a safety guard: {ui.plain(last['errorMessage'])}")
     else:
-        st.error(f"Restore failed ({last['errorKind']}): {last['errorMessage']}")
+        st.error(f"Restore failed ({last['errorKind']}): {ui.plain(last['errorMessage'])}")
 
 
 kept = list_snapshots(engine)

@@ -235,11 +235,11 @@ if last:
             )
         )
     elif last["errorKind"] in ("stale_plan", "plan_expired"):
-        st.error(f"{last['errorMessage']} Open the Diff page to review the current plan.")
+        st.error(f"{ui.plain(last['errorMessage'])} Open the Diff page to review the current plan.")
     elif last["errorKind"] == "guard":  # a safety guard: its message says what to do
-        st.error(f"Sync refused by a safety guard: {last['errorMessage']}")
+        st.error(f"Sync refused by a safety guard: {ui.plain(last['errorMessage'])}")
     else:
-        st.error(f"Sync failed ({last['errorKind']}): {last['errorMessage']}")
+        st.error(f"Sync failed ({last['errorKind']}): {ui.plain(last['errorMessage'])}")
     c = st.columns(5)
     c[0].metric("Total entries", last["totalModels"])
     c[1].metric("New", last["newModels"])

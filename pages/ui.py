@@ -8,6 +8,7 @@ lock. The role decides what a page offers; ``SyncService.run`` refuses viewers b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -197,6 +198,15 @@ def plan_table(
         if wanted is None or a.action in wanted or (always_noted and (a.held or a.conflicts))
     ]
     return pd.DataFrame(rows, columns=PLAN_COLUMNS)
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text: object) -> str:
+    """Text for a Markdown-rendering element (subheader, markdown, error) shown as plain text:
+    model names and upstream messages may carry Markdown, HTML, emoji codes or LaTeX."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
 
 
 def plan_metrics(plan: SyncPlan, actions: Iterable[str] | None = None) -> None:

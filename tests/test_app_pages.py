@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
+from pages.ui import plain
 from sync_core import audit
 from sync_core import catalogue_queries as cq
 from sync_core.api import get_app_runtime
@@ -106,7 +107,7 @@ def test_opening_a_model_shows_raw_data_and_change_history(demo: str) -> None:
     at.selectbox(key="cat_model").set_value(model_id).run()
     assert not at.exception
     assert at.query_params["model"] == model_id
-    assert at.subheader[-1].value == model_id
+    assert at.subheader[-1].value == plain(model_id)  # shown as text, not Markdown
     raw = [j.value for j in at.json]
     assert any("model_info" in str(v) and "litellm_params" in str(v) for v in raw)
     assert "api_key" not in " ".join(str(v) for v in raw)
@@ -302,3 +303,19 @@ def test_health_page_runs_the_doctor_checklist_on_request(demo: str) -> None:
     table = at.dataframe[-1].value
     assert {"database", "migrations", "litellm"} <= set(table["check"])
     assert "Nothing fails." in texts(at.success)
+
+
+def test_markdown_and_html_in_model_names_are_shown_as_plain_text(
+    app_env, sqlite_url: str, stub_litellm: StubLiteLLM  # noqa: F811
+) -> None:
+    hostile = "[x](http://evil.example) ![i](http://evil.example/i.png) <b>bold</b> :smile:"
+    stub_litellm.entries = [entry(hostile, description="<script>alert(1)</script> **loud**")]
+    app_env(DATABASE_URL=sqlite_url, LITELLM_API_URL=stub_litellm.url)
+    at = open_page()
+    assert hostile in set(at.dataframe[0].value["name"])  # stored and listed verbatim
+    at.selectbox(key="cat_model").set_value(hostile).run()
+    shown = at.subheader[-1].value
+    assert shown == plain(hostile)
+    for markup in ("](", "<b>", ":smile:"):
+        assert markup not in shown  # no link, image, tag or emoji code survives as markup
+    assert r"evil\.example" in shown  # the text itself is kept, escaped
