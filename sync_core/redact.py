@@ -94,8 +94,11 @@ def clean_metadata(value: Any) -> Any:
             else:
                 cleaned[name] = clean_metadata(item)
         return cleaned
-    if kind is list:
-        return [clean_metadata(item) for item in value]
+    if kind is list:  # mostly lists of plain strings (supported_openai_params): inline them
+        return [
+            item if type(item) is str and "://" not in item else clean_metadata(item)
+            for item in value
+        ]
     if kind is str:
         return _clean_text(value)
     if kind is float and value == 0.0:
