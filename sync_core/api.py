@@ -300,6 +300,8 @@ def _interval(settings: Settings) -> float | None:
 def handle_health(runtime: Runtime) -> ApiResponse:
     """``GET /api/v1/models/health``: LiteMaaS's shape; 200 even when unhealthy (see status)."""
     report = check_health(runtime.service, sync_interval_s=_interval(runtime.settings))
+    if report.pending_changes is not None:
+        runtime.metrics.observe_pending(report.pending_changes)
     return ApiResponse(200, report.to_api())
 
 

@@ -145,10 +145,6 @@ def _secret(raw: str, name: str) -> Secret:
     return Secret(raw.strip())
 
 
-def _text(raw: str, name: str) -> str:
-    return raw.strip()
-
-
 def _url_list(raw: str, name: str) -> tuple[str, ...]:
     return tuple(_http_url(part, name) for part in raw.split(",") if part.strip())
 

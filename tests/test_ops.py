@@ -173,3 +173,16 @@ def test_secrets_in_tracebacks_and_json_fields_are_redacted_too():
     assert "sk-trace-secret-42" not in output
     record = json.loads(output)
     assert "***" in record["exception"] and record["key"] == "***"
+
+
+def test_pending_changes_gauge_follows_the_health_check(sqlite_url):
+    from sync_core import migrate
+    from sync_core.api import handle_health
+
+    runtime = build_runtime(Settings.from_env({"DATABASE_URL": sqlite_url}), source=StaticSource())
+    migrate.upgrade(runtime.engine)
+    handle_health(runtime)
+    assert samples(runtime)[("litemaas_sync_pending_changes", ())] == 8
+    runtime.service.run(trigger="manual", actor=SYSTEM)
+    assert samples(runtime)[("litemaas_sync_pending_changes", ())] == 0
+    runtime.close()
