@@ -36,7 +36,7 @@ def _server_parts() -> tuple[list, object]:  # type: ignore[type-arg]
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from sync_core import api
+    from sync_core import api, api_admin
     from sync_core.config import ConfigError, Settings
     from sync_core.logs import configure_logging
     from sync_core.startup import describe_failure
@@ -81,6 +81,26 @@ def _server_parts() -> tuple[list, object]:  # type: ignore[type-arg]
         status, body, media_type = await run_in_threadpool(api.handle_metrics, runtime)
         return Response(body, status_code=status, media_type=media_type)
 
+    def admin_route(handler, **fixed):  # type: ignore[no-untyped-def]
+        """An authenticated admin route: body and path/query parameters to the handler."""
+
+        async def route(request: Request) -> Response:
+            declared = request.headers.get("content-length", "0")
+            if not declared.isdigit() or int(declared) > api.MAX_BODY_BYTES:
+                return respond(api.ApiResponse(413, {"error": "body_too_large"}))
+            body = await request.body() if request.method != "GET" else b""
+            params = {k: v.lower() == "true" for k, v in request.query_params.items()
+                      if k in ("forceUpdate", "markUnavailable")}
+            params.update(request.path_params)
+            runtime = (await run_in_threadpool(api.get_app_runtime)).runtime
+            answer = await run_in_threadpool(
+                lambda: handler(runtime, authorization=request.headers.get("authorization"),
+                                body=body, ip_address=request.client.host if request.client
+                                else None, **params, **fixed))
+            return respond(answer)
+
+        return route
+
     async def live_route(_request: Request) -> Response:
         return respond(api.handle_live())
 
@@ -114,6 +134,16 @@ def _server_parts() -> tuple[list, object]:  # type: ignore[type-arg]
         Route("/metrics", metrics_route, methods=["GET"]),
         Route("/api/v1/health/live", live_route, methods=["GET"]),
         Route("/api/v1/health/ready", ready_route, methods=["GET"]),
+        Route("/api/v1/models/sync/plan", admin_route(api_admin.handle_plan), methods=["GET"]),
+        Route("/api/v1/models/sync/approve", admin_route(api_admin.handle_approve),
+              methods=["POST"]),
+        Route("/api/v1/models/sync/restore", admin_route(api_admin.handle_restore),
+              methods=["POST"]),
+        Route("/api/v1/models/policies", admin_route(api_admin.handle_policies),
+              methods=["GET"]),
+        Route("/api/v1/models/{model_id:path}/policy", admin_route(api_admin.handle_set_policy),
+              methods=["PUT"]),
+        Route("/api/v1/scheduler/pause", admin_route(api_admin.handle_pause), methods=["POST"]),
     ]
     return routes, lifespan
 

@@ -222,6 +222,21 @@ def check_token(settings: Settings, authorization: str | None) -> ApiResponse | 
     return None
 
 
+def authenticate(settings: Settings, authorization: str | None,
+                 ip_address: str | None) -> ApiResponse | None:
+    """None when the caller may go on; 429 after repeated failures from its address, else the
+    token check's 401."""
+    client = ip_address  # the server always knows it; direct callers (tests) may not
+    if client is not None and _failures.get(client, 0) >= MAX_AUTH_FAILURES:
+        return _error(429, "too_many_failures", "Too many failed attempts; try again later.",
+                      retryAfter=AUTH_FAILURE_WINDOW_S)
+    denied = check_token(settings, authorization)
+    if denied is not None and client is not None:
+        with _failures_lock:
+            _failures[client] = _failures.get(client, 0) + 1
+    return denied
+
+
 def parse_sync_body(body: bytes) -> dict[str, Any] | ApiResponse:
     """``{"forceUpdate": bool, "markUnavailable": bool, "confirmUnavailable": int}``, all
     optional; anything else is 400."""
@@ -258,15 +273,8 @@ def handle_sync(
 ) -> ApiResponse:
     """``POST /api/v1/models/sync``: throttle, authenticate, validate, sync (blocking: call
     from a thread)."""
-    client = ip_address  # the server always knows it; direct callers (tests) may not
-    if client is not None and _failures.get(client, 0) >= MAX_AUTH_FAILURES:
-        return _error(429, "too_many_failures", "Too many failed attempts; try again later.",
-                      retryAfter=AUTH_FAILURE_WINDOW_S)
-    denied = check_token(runtime.settings, authorization)
+    denied = authenticate(runtime.settings, authorization, ip_address)
     if denied is not None:
-        if client is not None:
-            with _failures_lock:
-                _failures[client] = _failures.get(client, 0) + 1
         return denied
     if len(body) > MAX_BODY_BYTES:
         return _error(413, "body_too_large", f"The body is limited to {MAX_BODY_BYTES} bytes.")

@@ -12,7 +12,7 @@ from typing import Any
 from .access import Actor
 from .control import approve, read_policies, set_policy
 from .plan_render import plan_to_dict
-from .policy import PROTECTABLE_FIELDS, ModelPolicy, approval_key
+from .policy import PROTECTABLE_FIELDS, ModelPolicy
 from .runtime import Runtime
 from .snapshots import list_snapshots
 
@@ -51,13 +51,7 @@ def cmd_policy(runtime: Runtime, args: argparse.Namespace, out: Any) -> int:
 
 def cmd_approve(runtime: Runtime, args: argparse.Namespace, out: Any) -> int:
     plan = runtime.service.preview(runtime.service.options(), fresh=True)
-    keys = [
-        (action.model_id, name, approval_key(action.model_id, name, getattr(action.target, name)))
-        for action in plan.actions
-        if action.flags and action.target is not None
-        and (not args.models or action.model_id in args.models)
-        for name in action.flags
-    ]
+    keys = plan.approval_keys(args.models or None)
     if keys:
         approve(runtime.engine, [k for _, _, k in keys], cli_actor())
     if args.json:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -132,6 +132,17 @@ class SyncPlan:
 
     def by_action(self, action: str) -> list[PlanAction]:
         return [a for a in self.actions if a.action == action]
+
+    def approval_keys(self, models: Iterable[str] | None = None) -> list[tuple[str, str, str]]:
+        """(model, field, ``policy.approval_key``) of every suspicious change in the plan, for
+        the models given (all when None): what an admin approves for scheduled syncs."""
+        wanted = None if models is None else set(models)
+        return [
+            (a.model_id, name, approval_key(a.model_id, name, getattr(a.target, name)))
+            for a in self.actions
+            if a.flags and a.target is not None and (wanted is None or a.model_id in wanted)
+            for name in a.flags
+        ]
 
     @property
     def errors(self) -> list[PlanAction]:

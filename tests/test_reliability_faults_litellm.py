@@ -28,6 +28,7 @@ from tests.reliability.helpers import (
     lock_is_free,
     make_engine,
     run_cli,
+    table_rows,
 )
 
 KEY = "sk-reliability-faults-5f1e"
@@ -314,7 +315,7 @@ def test_partly_malformed_list_syncs_the_good_entries(fake, engine, pg_url):
         e.startswith("bad-price: input_cost_per_token must be a number") for e in out["errors"]
     )
     rows = {
-        r[0] for r in __import__("tests.reliability.helpers", fromlist=["x"]).table_rows(engine)
+        r[0] for r in table_rows(engine)
     }
     assert rows == {e["model_name"] for e in good}
     last = audit_rows(engine)[-1]

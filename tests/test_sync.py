@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from decimal import Decimal
@@ -49,7 +50,7 @@ def test_first_sync_stores_rows_by_the_mapping_rules(engine, source):
     assert gpt.context_length == 128000
     assert Decimal(str(gpt.input_cost_per_token)) == Decimal("0.0000025")
     features = (
-        gpt.features if isinstance(gpt.features, list) else __import__("json").loads(gpt.features)
+        gpt.features if isinstance(gpt.features, list) else json.loads(gpt.features)
     )
     assert features == ["function_calling", "parallel_function_calling", "vision", "chat"]
     assert Decimal(str(stored["local-llama"].input_cost_per_token)) == 0
