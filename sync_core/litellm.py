@@ -252,10 +252,13 @@ class LiteLLMClient:
         self.breaker.record_success()
         return response
 
+    def fetch_body(self) -> bytes:
+        """The raw ``/model/info`` answer, fresh (a sync checks it before parsing it)."""
+        return self._request(self.model_info_url).content
+
     def fetch_entries(self) -> list[Any]:
-        """A fresh catalogue (what a sync uses); refreshes the page-view cache too."""
-        response = self._request(self.model_info_url)
-        entries = parse_catalogue(response.content, self.model_info_url)
+        """A fresh catalogue; refreshes the page-view cache too."""
+        entries = parse_catalogue(self.fetch_body(), self.model_info_url)
         with self._lock:
             self._catalogue_cache["catalogue"] = entries
         return entries

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import audit, control, retention
+from . import audit, control, fast_path, retention
 from .access import Actor, require_admin
 from .bulk import gc_paused
 from .db import is_postgres
@@ -29,6 +29,7 @@ from .errors import (
     SyncError,
     describe_db_error,
 )
+from .litellm import parse_catalogue
 from .locking import HeldLock, LockLost, sync_lock
 from .mapping import MappedCatalogue, map_catalogue
 from .plan import (
@@ -89,6 +90,8 @@ class SyncResult:
     fingerprint: str | None = None
     audit_id: str | None = None
     plan: SyncPlan | None = field(default=None, repr=False)
+    #: True when nothing changed since the last sync and the work was skipped (fast_path).
+    fast_path: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -112,6 +115,7 @@ class SyncResult:
             "options": self.options.as_dict(),
             "fingerprint": self.fingerprint,
             "auditId": self.audit_id,
+            "fastPath": self.fast_path,
         }
 
 
@@ -315,7 +319,18 @@ class SyncService:
         held: HeldLock | None = None,
         confirm_unavailable: int | None = None,
     ) -> None:
-        entries = self.source.fetch_entries()
+        digest = None
+        fetch_body = getattr(self.source, "fetch_body", None)
+        if fetch_body is None or not is_postgres(self.engine):  # see fast_path: PostgreSQL only
+            entries = self.source.fetch_entries()
+        else:
+            body = fetch_body()
+            digest = fast_path.body_digest(body)
+            if fast_path.eligible(options, expected_fingerprint) and self._unchanged(
+                    result, digest, options):
+                return
+            entries = parse_catalogue(body, self.source.model_info_url)
+            del body
         result.total_models = len(entries)
         with gc_paused():  # tens of thousands of acyclic objects: see bulk.gc_paused
             catalogue = map_catalogue(entries)
@@ -343,8 +358,25 @@ class SyncService:
             apply_plan(conn, plan)
             result.deleted_models = retention.delete_rows(
                 conn, [a.model_id for a in plan.by_action(DELETE)])
+            if digest is not None:
+                fast_path.record(conn, digest, options, plan, result.total_models,
+                                 result.errors, result.error_details)
             if held is not None:
                 held.verify()  # never commit once the lock is gone: another sync may hold it
+
+    def _unchanged(self, result: SyncResult, digest: str, options: SyncOptions) -> bool:
+        """Fill the result from the last sync's record when nothing changed since (fast path)."""
+        with self.engine.connect() as conn:
+            state = fast_path.recorded(conn, digest, options)
+        if state is None:
+            return False
+        result.total_models = state["entryCount"]
+        result.unchanged_models = state["unchanged"]
+        result.skipped_models = state["skipped"]
+        result.errors = list(state["errors"])
+        result.error_details = list(state["errorDetails"])
+        result.fast_path = True
+        return True
 
     def available_count(self, plan: SyncPlan) -> int:
         """Models available in the database when the plan was made."""
@@ -398,6 +430,7 @@ class SyncService:
             "durationMs": round(result.duration_ms, 1),
             "fingerprint": result.fingerprint,
             "source": self.source.mode,
+            "fastPath": result.fast_path,
         }
         try:
             result.audit_id = audit.write_audit(
