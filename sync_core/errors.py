@@ -96,6 +96,13 @@ class SyncInProgressError(SyncError):
         self.since = since
 
 
+class SyncSkippedError(SyncError):
+    """A sync that was no longer wanted once it held the lock (a scheduled tick another replica
+    already handled); nothing ran and nothing is audited."""
+
+    kind = "skipped"
+
+
 class PermissionDeniedError(SyncError):
     """The actor's role does not allow this action."""
 

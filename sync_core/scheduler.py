@@ -26,6 +26,7 @@ from .sync import SyncResult, SyncService
 log = logging.getLogger("sync_core.scheduler")
 SCHEDULER_ACTOR = Actor("scheduler", "admin")
 SKIPPED_ACTION = "MODELS_SYNC_SKIPPED"
+HANDLED = "already handled by this or another replica"
 #: Tolerance so replicas whose ticks drift slightly do not skip a whole interval.
 DUE_FRACTION = 0.9
 
@@ -112,7 +113,7 @@ class Scheduler:
         self.next_run_at = self.next_after(now)
         try:
             if not self.is_due():
-                self.last_skip_reason = "already handled by this or another replica"
+                self.last_skip_reason = HANDLED
                 return None
             if self.paused:
                 self._skip("paused by an admin", record=False)
@@ -123,7 +124,9 @@ class Scheduler:
                            record=True)
                 return None
             options = self.service.options(hold_suspicious=True)  # suspicious waits for a human
-            result = self.service.run(options, trigger="schedule", actor=SCHEDULER_ACTOR)
+            result = self.service.run(
+                options, trigger="schedule", actor=SCHEDULER_ACTOR,
+                still_wanted=lambda: None if self.is_due() else HANDLED)
         except SyncError as exc:  # another replica is syncing right now
             self.last_skip_reason = str(exc)
             log.info("scheduled sync skipped: %s", exc)

@@ -27,6 +27,7 @@ from .errors import (
     PlanExpiredError,
     StalePlanError,
     SyncError,
+    SyncSkippedError,
     describe_db_error,
 )
 from .litellm import parse_catalogue
@@ -252,6 +253,7 @@ class SyncService:
         reason: str | None = None,
         ip_address: str | None = None,
         user_agent: str | None = None,
+        still_wanted: Callable[[], str | None] | None = None,
     ) -> SyncResult:
         """Sync now. Refuses at once (raises) for viewers, for a reviewed plan older than the
         plan TTL, and while another sync runs; every sync that started returns a result and
@@ -277,6 +279,11 @@ class SyncService:
             held = lock.__enter__()
         except sa.exc.SQLAlchemyError as exc:  # the database is unreachable: nothing started
             raise _database_error(exc) from None
+        if still_wanted is not None:  # decided under the lock: another replica may just have run
+            skip = still_wanted()
+            if skip is not None:
+                lock.__exit__(None, None, None)
+                raise SyncSkippedError(skip)
         try:
             log.info("sync started", extra={"trigger": trigger, "actor": actor.name})
             try:
