@@ -7,7 +7,7 @@ others: it becomes a :class:`Skip` with the reason, and the rest of the catalogu
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -85,13 +85,40 @@ class Skip:
     deployment_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Prior:
+    """What an earlier sync mapped an entry with these exact bytes to (``known_entries``): the
+    row's name, deployment, synced-signature hash and description. Its row is taken from the
+    database when that row still has this signature, instead of parsing and mapping the entry."""
+
+    model_id: str
+    deployment_id: str | None
+    signature: str
+    description: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """A chosen entry recognised from an earlier sync, with its bytes in case it must be mapped
+    after all (its database row changed since)."""
+
+    prior: Prior
+    raw: memoryview
+
+
 @dataclass(frozen=True)
 class MappedCatalogue:
-    """The desired rows keyed by id, the skipped entries, and the raw entry count."""
+    """The desired rows keyed by id, the skipped entries, and the raw entry count.
+
+    ``deferred`` rows are recognised entries still to be resolved against the database
+    (``known_entries.resolve``) before a plan is built; ``digests`` gives each row's entry digest
+    and deployment id, for recording what this sync mapped."""
 
     rows: Mapping[str, ModelRow]
     skips: tuple[Skip, ...]
     entry_count: int
+    deferred: Mapping[str, Deferred] = field(default_factory=dict)
+    digests: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
 
     @property
     def rejected_ids(self) -> frozenset[str]:
@@ -110,8 +137,12 @@ class ModelDataError(ValueError):
 
 
 def canonical_json(value: Any) -> bytes:
-    """Sorted-key JSON: the one serialisation used for comparing and fingerprinting."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    """Sorted-key JSON: the one serialisation used for comparing and fingerprinting.
+
+    Copied to an exact-size object: orjson returns its whole working buffer (16 KiB for a
+    1.5 KiB row's metadata, measured with orjson 3.13), and rows keep this for a whole sync."""
+    return bytes(memoryview(orjson.dumps(value, option=orjson.OPT_SORT_KEYS
+                                         | orjson.OPT_NON_STR_KEYS)))
 
 
 # --- value rules -------------------------------------------------------------------------------
@@ -289,17 +320,34 @@ def _entry_label(entry: Any, index: int) -> str:
     return f"<entry #{index}>"
 
 
-def _deployment_order(item: tuple[int, Mapping[str, Any]]) -> tuple[str, bytes]:
-    """Deterministic choice among deployments sharing a name: lowest deployment id, then content."""
-    _, entry = item
+def _content(source: Any) -> bytes:
+    """An entry's canonical JSON; ``source`` is the entry or its raw bytes (re-parsed)."""
     try:
-        content = canonical_json(entry)
-    except (TypeError, orjson.JSONEncodeError):
-        content = b""
-    return (_deployment_id(entry) or "", content)
+        entry = orjson.loads(source) if isinstance(source, memoryview | bytes) else source
+        return canonical_json(entry)
+    except (TypeError, orjson.JSONEncodeError, orjson.JSONDecodeError):
+        return b""
 
 
-def _wildcard_expansions(entries: Sequence[Any]) -> frozenset[str]:
+@dataclass(slots=True)
+class _Candidate:
+    """One entry with a text name, mapped (or failed) as it arrived; chosen among its name's
+    deployments once the whole catalogue is known."""
+
+    index: int
+    name: str
+    deployment_id: str | None
+    outcome: ModelRow | Deferred | str  # the row (or the earlier one), or why it failed
+    source: Any  # the entry, or its raw bytes: re-read only to order duplicates
+    digest: str | None
+
+    def order(self) -> tuple[str, bytes]:
+        """Deterministic choice among deployments sharing a name: lowest deployment id, then
+        content."""
+        return (self.deployment_id or "", _content(self.source))
+
+
+def _wildcard_expansions(candidates: Iterable[_Candidate]) -> frozenset[str]:
     """Deployment ids shared by entries of different names.
 
     LiteLLM (seen with 1.108.7) answers a wildcard route such as ``openai/*`` not with one
@@ -308,75 +356,91 @@ def _wildcard_expansions(entries: Sequence[Any]) -> frozenset[str]:
     by several names marks such an expansion.
     """
     names_by_id: dict[str, set[str]] = {}
-    for entry in entries:
-        if isinstance(entry, Mapping) and isinstance(entry.get("model_name"), str):
-            deployment = _deployment_id(entry)
-            if deployment is not None:
-                names_by_id.setdefault(deployment, set()).add(entry["model_name"])
+    for candidate in candidates:
+        if candidate.deployment_id is not None:
+            names_by_id.setdefault(candidate.deployment_id, set()).add(candidate.name)
     return frozenset(d for d, names in names_by_id.items() if len(names) > 1)
 
 
-def map_catalogue(entries: Sequence[Any] | Iterable[Any]) -> MappedCatalogue:
+def map_catalogue(entries: Iterable[Any]) -> MappedCatalogue:
     """Map every entry: wildcards and duplicates are skipped and reported, data errors isolated."""
-    groups: dict[str, list[tuple[int, Mapping[str, Any]]]] = {}
-    skips: list[Skip] = []
-    entries = list(entries)
-    expanded = _wildcard_expansions(entries)
-    for index, entry in enumerate(entries):
-        label = _entry_label(entry, index)
+    return map_entries_with_sources((entry, None, entry) for entry in entries)
+
+
+def map_entries_with_sources(items: Iterable[tuple[Any, str | None, Any]]) -> MappedCatalogue:
+    """:func:`map_catalogue` over ``(source, digest, entry)`` items, consumed one at a time.
+
+    ``source`` (the entry or its raw bytes) is kept instead of the entry, to order deployments
+    sharing a name; ``digest`` identifies the raw bytes (None when there are none); ``entry``
+    may be a :class:`Prior`: an entry an earlier sync mapped, not parsed again."""
+    rejected: list[tuple[int, Skip]] = []  # reported in entry order, before any group
+    candidates: list[_Candidate] = []
+    count = 0
+    for index, (source, digest, entry) in enumerate(items):
+        count += 1
+        if type(entry) is Prior:
+            candidates.append(_Candidate(index, entry.model_id, entry.deployment_id,
+                                         Deferred(entry, source), source, digest))
+            continue
         if not isinstance(entry, Mapping) or not isinstance(entry.get("model_name"), str):
-            skips.append(Skip(label, SKIP_DATA_ERROR, "entry has no text model_name"))
+            rejected.append((index, Skip(_entry_label(entry, index), SKIP_DATA_ERROR,
+                                         "entry has no text model_name")))
             continue
-        if "*" in entry["model_name"]:
-            skips.append(
-                Skip(label, SKIP_WILDCARD, "wildcard route, not a model", _deployment_id(entry))
-            )
-            continue
-        if _deployment_id(entry) in expanded:
-            skips.append(
-                Skip(
-                    label,
-                    SKIP_WILDCARD,
-                    "expanded by LiteLLM from a wildcard route; not a configured model",
-                    _deployment_id(entry),
-                )
-            )
-            continue
-        groups.setdefault(entry["model_name"], []).append((index, entry))
-    count = len(entries)
+        name = entry["model_name"]
+        deployment = _deployment_id(entry)
+        if "*" in name:
+            outcome: ModelRow | Deferred | str = ""  # never mapped: reported as a wildcard
+        else:
+            try:
+                outcome = map_entry(entry)
+            except ModelDataError as exc:
+                outcome = str(exc)
+        candidates.append(_Candidate(index, name, deployment, outcome, source, digest))
+
+    expanded = _wildcard_expansions(candidates)
+    groups: dict[str, list[_Candidate]] = {}
+    for candidate in candidates:
+        label = _label(candidate.name)
+        if "*" in candidate.name:
+            rejected.append((candidate.index, Skip(
+                label, SKIP_WILDCARD, "wildcard route, not a model", candidate.deployment_id)))
+        elif candidate.deployment_id in expanded:
+            rejected.append((candidate.index, Skip(
+                label, SKIP_WILDCARD,
+                "expanded by LiteLLM from a wildcard route; not a configured model",
+                candidate.deployment_id)))
+        else:
+            groups.setdefault(candidate.name, []).append(candidate)
+    skips = [skip for _, skip in sorted(rejected, key=lambda item: item[0])]
 
     rows: dict[str, ModelRow] = {}
+    deferred: dict[str, Deferred] = {}
+    digests: dict[str, tuple[str, str | None]] = {}
     for name, deployments in groups.items():
         if len(deployments) > 1:
-            deployments = sorted(deployments, key=_deployment_order)
-        chosen: ModelRow | None = None
-        chosen_id: str | None = None
-        chosen_index = -1
-        failures: list[str] = []
-        for index, entry in deployments:
-            try:
-                chosen = map_entry(entry)
-            except ModelDataError as exc:
-                failures.append(str(exc))
-                continue
-            chosen_id, chosen_index = _deployment_id(entry), index
-            break
+            deployments = sorted(deployments, key=_Candidate.order)
+        chosen = next((c for c in deployments if not isinstance(c.outcome, str)), None)
         label = _label(name)
         if chosen is None:
-            skips.append(
-                Skip(label, SKIP_DATA_ERROR, failures[0], _deployment_id(deployments[0][1]))
-            )
+            skips.append(Skip(label, SKIP_DATA_ERROR, str(deployments[0].outcome),
+                              deployments[0].deployment_id))
             continue
-        rows[chosen.id] = chosen
-        for index, entry in deployments:
-            if index != chosen_index:
+        if isinstance(chosen.outcome, Deferred):
+            deferred[name] = chosen.outcome
+        else:
+            rows[name] = chosen.outcome
+        if chosen.digest is not None:
+            digests[name] = (chosen.digest, chosen.deployment_id)
+        for candidate in deployments:
+            if candidate is not chosen:
                 skips.append(
                     Skip(
                         label,
                         SKIP_DUPLICATE,
                         f"{len(deployments)} deployments share this model_name; "
-                        f"kept deployment {chosen_id}",
-                        _deployment_id(entry),
+                        f"kept deployment {chosen.deployment_id}",
+                        candidate.deployment_id,
                     )
                 )
-    return MappedCatalogue(rows=rows, skips=tuple(skips), entry_count=count)
+    return MappedCatalogue(rows=rows, skips=tuple(skips), entry_count=count,
+                           deferred=deferred, digests=digests)

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from .bulk import gc_paused
 from .db import is_postgres
-from .mapping import COST_QUANTUM, ModelRow
+from .mapping import COST_QUANTUM, ModelRow, canonical_json
 from .plan import INSERT, MARK_UNAVAILABLE, RESTORE, UPDATE, SyncPlan
 from .schema import MODEL_WRITE_COLUMNS, models
 
@@ -105,7 +105,7 @@ def _metadata(text: str | bytes | None) -> tuple[dict[str, Any], bytes]:
     value = orjson.loads(text)
     if not isinstance(value, dict):
         value = {"value": value}
-    return value, orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return value, canonical_json(value)
 
 
 def read_current_rows(conn: sa.Connection) -> dict[str, ModelRow]:

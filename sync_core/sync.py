@@ -17,10 +17,11 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from . import audit, control, fast_path, retention
+from . import audit, control, fast_path, known_entries, retention
 from .access import Actor, require_admin
 from .bulk import gc_paused
 from .db import is_postgres
+from .entry_split import map_answer
 from .errors import (
     DatabaseError,
     GuardError,
@@ -30,9 +31,8 @@ from .errors import (
     SyncSkippedError,
     describe_db_error,
 )
-from .litellm import parse_catalogue
 from .locking import HeldLock, LockLost, sync_lock
-from .mapping import MappedCatalogue, map_catalogue
+from .mapping import MappedCatalogue, Prior, map_catalogue
 from .plan import (
     DELETE,
     INSERT,
@@ -202,8 +202,9 @@ class SyncService:
         )
 
     def _plan(self, conn: sa.Connection, catalogue: MappedCatalogue,
-              options: SyncOptions) -> SyncPlan:
-        """The plan against the database as ``conn`` sees it, with the admins' policies."""
+              options: SyncOptions, current: Mapping[str, Any] | None = None) -> SyncPlan:
+        """The plan against the database as ``conn`` sees it (``current``: its rows, when already
+        read), with the admins' policies."""
         since = None
         if options.retention_days is not None:
             blockers = retention.referenced_by(conn)
@@ -212,7 +213,8 @@ class SyncService:
                             ", ".join(blockers))
             else:
                 since = retention.unavailable_since(conn)
-        return build_plan(catalogue, read_current_rows(conn), options,
+        current = read_current_rows(conn) if current is None else current
+        return build_plan(known_entries.resolve(catalogue, current), current, options,
                           policies=control.read_policies(conn), unavailable_since=since,
                           now=datetime.now(UTC))
 
@@ -327,30 +329,37 @@ class SyncService:
         confirm_unavailable: int | None = None,
     ) -> None:
         digest = None
+        known: dict[str, Prior] = {}
         fetch_body = getattr(self.source, "fetch_body", None)
-        if fetch_body is None or not is_postgres(self.engine):  # see fast_path: PostgreSQL only
-            entries = self.source.fetch_entries()
+        if fetch_body is None:  # mock and snapshot sources hand over parsed entries
+            with gc_paused():  # tens of thousands of acyclic objects: see bulk.gc_paused
+                catalogue = map_catalogue(self.source.fetch_entries())
         else:
             body = fetch_body()
-            digest = fast_path.body_digest(body)
-            if fast_path.eligible(options, expected_fingerprint) and self._unchanged(
-                    result, digest, options):
-                return
-            entries = parse_catalogue(body, self.source.model_info_url)
-            del body
-        result.total_models = len(entries)
-        with gc_paused():  # tens of thousands of acyclic objects: see bulk.gc_paused
-            catalogue = map_catalogue(entries)
-        # The raw entries (~1.5x the JSON) are not needed once mapped: drop them, and the
-        # client's page-view copy with them (the catalogue is changing anyway), before the
+            if is_postgres(self.engine):  # see fast_path: PostgreSQL only
+                digest = fast_path.body_digest(body)
+                if fast_path.eligible(options, expected_fingerprint) and self._unchanged(
+                        result, digest, options):
+                    return
+            if not options.force_update:  # a forced sync rewrites every row: map them all
+                with self.engine.connect() as conn:
+                    known = known_entries.load(conn)
+            # entry by entry, each parsed entry dropped once mapped (entry_split); entries
+            # the last sync mapped are only recognised (known_entries)
+            catalogue = map_answer(body, self.source.model_info_url, known)
+            del body  # (recognised entries keep it until they are resolved)
+        result.total_models = catalogue.entry_count
+        # The client's page-view copy of the catalogue is stale now: drop it before the
         # database work allocates its own buffers.
-        del entries
         self.source.clear_cache()
         connection = self.engine.connect()
         if not is_postgres(self.engine):
             connection = connection.execution_options(sqlite_begin="IMMEDIATE")
         with connection as conn, conn.begin():
-            plan = self._plan(conn, catalogue, options)
+            current = read_current_rows(conn)
+            catalogue = known_entries.resolve(catalogue, current)
+            plan = self._plan(conn, catalogue, options, current)
+            del current
             result.plan = plan
             if expected_fingerprint is not None and expected_fingerprint != plan.fingerprint:
                 raise StalePlanError(
@@ -365,6 +374,7 @@ class SyncService:
             apply_plan(conn, plan)
             result.deleted_models = retention.delete_rows(
                 conn, [a.model_id for a in plan.by_action(DELETE)])
+            known_entries.record(conn, catalogue, known)
             if digest is not None:
                 fast_path.record(conn, digest, options, plan, result.total_models,
                                  result.errors, result.error_details)

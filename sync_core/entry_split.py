@@ -1,0 +1,113 @@
+"""A ``/model/info`` answer's entries one at a time, each parsed from its own bytes.
+
+Parsing the whole answer at once holds every entry as a ~186-key dict (about 1.5× the JSON)
+while they are mapped; parsing entry by entry lets each dict go as soon as it is mapped, so a
+sync's memory is the body plus the mapped rows. Each entry also comes with its raw bytes,
+which identify it cheaply: an entry an earlier sync mapped is not parsed again
+(``known_entries``).
+
+The split never guesses: an entry ends at the first ``}`` after which its bytes parse as one
+JSON object (a strict parser accepts no shorter prefix of an object than the whole object), and
+the document must look exactly like ``{"data": [{…}, …]}`` followed by valid JSON. Anything else
+(another shape, values orjson rejects such as NaN, an entry that is not an object) raises
+:class:`NotSplittable`, and the caller parses the whole document the ordinary way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import orjson
+
+from .bulk import gc_paused
+from .litellm import parse_catalogue
+from .mapping import MappedCatalogue, Prior, map_catalogue, map_entries_with_sources
+
+_WS = rb"[ \t\n\r]*"  # JSON's whitespace, and nothing else
+_HEAD = re.compile(_WS + rb'\{' + _WS + rb'"data"' + _WS + rb":" + _WS + rb"\[" + _WS)
+#: Where an entry may end: a ``}`` followed by the next entry's ``{`` or by the list's ``]``.
+_END = re.compile(rb"\}" + _WS + rb"(?:," + _WS + rb"(?=\{)|\]" + _WS + rb")")
+#: Candidate ends tried for one entry before giving up on splitting (they only come from
+#: ``}`` inside strings or lists of objects, a few per entry at most in real answers).
+MAX_ATTEMPTS = 64
+
+
+class NotSplittable(Exception):
+    """The answer is not the plain ``{"data": [objects]}`` shape: parse it whole instead."""
+
+
+def entry_digest(raw: bytes | memoryview) -> str:
+    """What identifies an entry's bytes (SHA-256, fast with the CPU's SHA instructions)."""
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+def split_entries(body: bytes, known: Mapping[str, Prior] | None = None
+                  ) -> Iterator[tuple[memoryview, str, Any]]:
+    """Yield ``(raw bytes, digest, entry)`` for each entry of ``body``'s ``data`` list; the
+    entry is parsed, or, when its digest is in ``known``, the earlier sync's :class:`Prior`.
+
+    Raises :class:`NotSplittable` (possibly after yielding some entries) when the document is
+    not of the expected shape; entries already yielded must then be discarded."""
+    known = known or {}
+    head = _HEAD.match(body)
+    if head is None:
+        raise NotSplittable("the answer does not start with {\"data\": [")
+    view = memoryview(body)
+    pos = head.end()
+    if body[pos:pos + 1] == b"]":
+        _check_trailer(body[pos + 1:])
+        return
+    while True:
+        if body[pos:pos + 1] != b"{":
+            raise NotSplittable(f"an entry at byte {pos} is not a JSON object")
+        search = pos
+        for _ in range(MAX_ATTEMPTS):
+            end = _END.search(body, search)
+            if end is None:
+                raise NotSplittable(f"the entry at byte {pos} has no end")
+            raw = view[pos:end.start() + 1]
+            digest = entry_digest(raw)
+            entry = known.get(digest)  # bytes of a whole earlier entry: never a shorter prefix
+            if entry is not None:
+                break
+            try:
+                entry = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                search = end.start() + 1
+                continue
+            break
+        else:
+            raise NotSplittable(f"the entry at byte {pos} did not parse")
+        yield raw, digest, entry
+        if b"]" in end.group():  # the list's end, not the next entry's start
+            _check_trailer(body[end.end():])
+            return
+        pos = end.end()
+
+
+def _check_trailer(rest: bytes) -> None:
+    """After the list's ``]``: the rest of the object, which must be valid and not repeat
+    ``data`` (a repeated key would replace the list in an ordinary parse)."""
+    if b'"data"' in rest:
+        raise NotSplittable("the answer names 'data' twice")
+    try:
+        document = orjson.loads(b'{"data":[]' + rest)
+    except orjson.JSONDecodeError:
+        raise NotSplittable("the answer does not end as a JSON object") from None
+    if not isinstance(document, dict):
+        raise NotSplittable("the answer is not a JSON object")
+
+
+def map_answer(body: bytes, url: str,
+               known: Mapping[str, Prior] | None = None) -> MappedCatalogue:
+    """Map a ``/model/info`` answer entry by entry (the whole document only when it cannot be
+    split); entries in ``known`` are left for ``known_entries.resolve``. Raises
+    ``LiteLLMDataError`` for an answer that is not a catalogue."""
+    with gc_paused():  # tens of thousands of acyclic objects: see bulk.gc_paused
+        try:
+            return map_entries_with_sources(split_entries(body, known))
+        except NotSplittable:
+            return map_catalogue(parse_catalogue(body, url))

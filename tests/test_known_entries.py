@@ -1,0 +1,193 @@
+"""Recognised entries: a re-sync parses and maps only the entries that changed, and its plan is
+exactly the one a full mapping gives, whatever an admin did to the rows in between."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from sync_core import known_entries, mapping
+from sync_core.access import SYSTEM
+from sync_core.config import Secret
+from sync_core.litellm import LiteLLMClient
+from sync_core.plan import SyncOptions
+from sync_core.sync import SyncService
+from tests.factories import entry
+from tests.fake_litellm import FakeLiteLLM
+
+KEY = "sk-known-entries"
+
+
+def catalogue(n: int = 40) -> list[dict]:
+    return [entry(f"m-{i:03d}", input_cost_per_token=(i + 1) * 1e-7,
+                  description=f"model {i}" if i % 3 else None) for i in range(n)]
+
+
+@pytest.fixture
+def fake():
+    with FakeLiteLLM(catalogue(), key=KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def mapped(monkeypatch):
+    """How many entries were mapped (parsed entries only reach ``map_entry``)."""
+    calls: list[str] = []
+    real = mapping.map_entry
+
+    def counting(raw_entry):
+        calls.append(raw_entry.get("model_name"))
+        return real(raw_entry)
+
+    monkeypatch.setattr(mapping, "map_entry", counting)
+    monkeypatch.setattr(known_entries, "map_entry", counting)
+    return calls
+
+
+def run(service, **kwargs):
+    return service.run(kwargs.pop("options", SyncOptions()), trigger="manual", actor=SYSTEM,
+                       **kwargs)
+
+
+def checked_run(service, options=None, mapped=None):
+    """A sync that must apply exactly the plan a full mapping of the catalogue gives: the
+    reviewed fingerprint is checked against the sync's own plan (StalePlanError otherwise).
+    ``mapped`` is cleared after the full mapping, to count only the sync's."""
+    options = options or SyncOptions()
+    expected = service.preview(options, fresh=True)
+    if mapped is not None:
+        mapped.clear()
+    result = run(service, options=options, expected_fingerprint=expected.fingerprint)
+    assert result.success, result.error_message
+    assert result.fingerprint == expected.fingerprint
+    return result
+
+
+def execute(engine, sql, **params):
+    with engine.begin() as conn:
+        return conn.execute(sa.text(sql), params)
+
+
+def test_a_resync_maps_only_the_changed_entries(engine, fake, mapped):
+    service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)))
+    first = run(service)
+    assert first.success and first.new_models == 40 and len(mapped) == 40
+    mapped.clear()
+    entries = catalogue()
+    entries[5]["model_info"]["input_cost_per_token"] = 9e-6
+    entries.append(entry("m-new"))
+    fake.entries = entries
+    again = run(service)
+    assert again.success and not again.fast_path
+    assert (again.new_models, again.updated_models, again.unchanged_models) == (1, 1, 39)
+    assert sorted(mapped) == ["m-005", "m-new"]
+    with engine.connect() as conn:
+        price = conn.execute(sa.text("SELECT input_cost_per_token FROM models "
+                                     "WHERE id = 'm-005'")).scalar()
+    assert Decimal(str(price)) == Decimal("0.000009")
+
+
+def test_rows_changed_in_the_database_are_mapped_again_and_set_right(engine, fake, mapped):
+    service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)))
+    run(service)
+    execute(engine, "UPDATE models SET context_length = 7 WHERE id = 'm-001'")
+    execute(engine, "UPDATE models SET description = NULL WHERE id = 'm-002'")
+    execute(engine, "UPDATE models SET availability = 'unavailable' WHERE id = 'm-004'")
+    execute(engine, "DELETE FROM models WHERE id = 'm-007'")
+    fake.entries = catalogue() + [entry("m-new")]  # (a change, so no fast path either)
+    result = checked_run(service, mapped=mapped)
+    # m-002 is not mapped: its description is recorded, and the plan refills it from that
+    assert sorted(mapped) == ["m-001", "m-004", "m-007", "m-new"]
+    assert (result.updated_models, result.restored_models, result.new_models) == (2, 1, 2)
+    rows = dict(execute(engine, "SELECT id, coalesce(description, '-') || ':' || "
+                        "context_length || ':' || availability FROM models").all())
+    assert rows["m-001"] == "model 1:128000:available"
+    assert rows["m-002"] == "model 2:128000:available"  # the description refilled
+    assert rows["m-004"] == "model 4:128000:available"
+    assert rows["m-007"] == "model 7:128000:available"
+
+
+def test_recognised_rows_keep_an_admin_description_and_plan_as_a_full_mapping(engine, fake,
+                                                                            mapped):
+    service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)))
+    run(service)
+    execute(engine, "UPDATE models SET description = 'curated' WHERE id = 'm-003'")
+    fake.entries = catalogue()[:-1]
+    result = checked_run(service, mapped=mapped)
+    assert mapped == []  # the admin-owned description does not make the row differ
+    assert result.unavailable_models == 1
+    assert execute(engine, "SELECT description FROM models WHERE id = 'm-003'").scalar() == \
+        "curated"
+
+
+def test_a_change_of_the_mapping_code_maps_everything_again(engine, fake, mapped, monkeypatch):
+    service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)))
+    run(service)
+    monkeypatch.setattr(known_entries, "MAPPING_CODE", "another-version")
+    fake.entries = catalogue()[1:]
+    assert checked_run(service, mapped=mapped).unavailable_models == 1
+    assert len(mapped) == 39
+    mapped.clear()
+    fake.entries = catalogue()[2:]
+    run(service)
+    assert mapped == []  # recorded again, under the new code
+
+
+def test_a_forced_sync_maps_everything_and_a_failed_sync_records_nothing(engine, fake, mapped):
+    service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)))
+    run(service)
+    mapped.clear()
+    assert run(service, options=SyncOptions(force_update=True)).success
+    assert len(mapped) == 40
+    fake.entries = [entry(f"other-{i}") for i in range(40)]  # marks every model unavailable
+    mapped.clear()
+    refused = run(service)  # the mass-unavailable guard refuses: nothing is written
+    assert not refused.success and refused.error_kind == "guard"
+    fake.entries = catalogue()
+    mapped.clear()
+    run(service)
+    assert mapped == []  # the record is still the one of the last applied sync
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_any_sequence_of_upstream_and_database_changes_plans_as_a_full_mapping(engine, fake,
+                                                                               seed):
+    """Random upstream changes (prices, new, removed, duplicate deployments, broken values) and
+    database edits, in every conflict mode: each sync's plan equals a full mapping's."""
+    rng = random.Random(seed)
+    modes = ["litellm_wins", "database_wins", "merge"]
+    service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)),
+                          conflict_resolution=rng.choice(modes), max_unavailable_share=1.0)
+    entries = catalogue(30)
+    for _ in range(8):
+        for _ in range(rng.randint(1, 4)):
+            i = rng.randrange(len(entries))
+            kind = rng.choice(["price", "add", "remove", "duplicate", "broken", "flag"])
+            if kind == "price":
+                entries[i]["model_info"]["input_cost_per_token"] = rng.randint(1, 99) * 1e-7
+            elif kind == "add":
+                entries.append(entry(f"n-{rng.randrange(10**6)}"))
+            elif kind == "remove" and len(entries) > 5:
+                entries.pop(i)
+            elif kind == "duplicate":
+                twin = entry(entries[i]["model_name"], deployment_id=f"a-{rng.randrange(99)}",
+                             max_input_tokens=rng.randint(1, 9) * 1000)
+                entries.insert(rng.randrange(len(entries)), twin)
+            elif kind == "broken":
+                entries[i]["model_info"]["max_input_tokens"] = "lots"
+            else:
+                entries[i]["model_info"]["supports_vision"] = rng.random() < 0.5
+        fake.entries = [dict(e, model_info=dict(e["model_info"])) for e in entries]
+        for _ in range(rng.randint(0, 3)):
+            model = f"m-{rng.randrange(30):03d}"
+            execute(engine, rng.choice([
+                "UPDATE models SET context_length = 1 WHERE id = :m",
+                "UPDATE models SET description = NULL WHERE id = :m",
+                "UPDATE models SET description = 'edited' WHERE id = :m",
+                "UPDATE models SET availability = 'unavailable' WHERE id = :m",
+                "DELETE FROM models WHERE id = :m",
+            ]), m=model)
+        checked_run(service)
