@@ -35,7 +35,7 @@ from .mapping import (
     Skip,
     map_entry,
 )
-from .plan import synced_signature
+from .plan import SyncPlan, synced_digest
 
 STATE_KEY = "sync.known_entries"
 #: The mapping rules the record was made with.
@@ -43,8 +43,8 @@ MAPPING_CODE = hashlib.sha256(
     b"".join(Path(m.__file__).read_bytes() for m in (mapping, redact))).hexdigest()[:16]
 
 
-def signature_hash(row: ModelRow) -> str:
-    return hashlib.sha256(synced_signature(row)).hexdigest()[:32]
+def _recorded(digest: bytes) -> str:
+    return digest.hex()[:32]
 
 
 def load(conn: sa.Connection) -> dict[str, Prior]:
@@ -56,7 +56,8 @@ def load(conn: sa.Connection) -> dict[str, Prior]:
     if not isinstance(state, dict) or state.get("mapping") != MAPPING_CODE:
         return {}
     return {digest: Prior(model_id, deployment, signature, description)
-            for digest, model_id, deployment, signature, description in state["entries"]}
+            for digest, model_id, deployment, signature, description
+            in orjson.loads(state["entries"])}
 
 
 def resolve(catalogue: MappedCatalogue, current: Mapping[str, ModelRow]) -> MappedCatalogue:
@@ -66,41 +67,42 @@ def resolve(catalogue: MappedCatalogue, current: Mapping[str, ModelRow]) -> Mapp
         return catalogue
     rows = dict(catalogue.rows)
     skips = list(catalogue.skips)
+    digests = dict(catalogue.synced_digests)
     for name, deferred in catalogue.deferred.items():
         prior, row = deferred.prior, current.get(name)
-        if row is not None and signature_hash(row) == prior.signature:
-            rows[name] = row if row.description == prior.description else \
-                dataclasses.replace(row, description=prior.description)
-            continue
+        if row is not None:
+            digest = synced_digest(row)
+            if _recorded(digest) == prior.signature:
+                if row.description != prior.description:
+                    row = dataclasses.replace(row, description=prior.description)
+                rows[name] = row
+                digests[id(row)] = digest  # (only rows this catalogue holds: ids stay theirs)
+                continue
         try:
             rows[name] = map_entry(orjson.loads(deferred.raw))
         except (ModelDataError, orjson.JSONDecodeError) as exc:  # it mapped last time; still
             skips.append(Skip(name, SKIP_DATA_ERROR, str(exc), prior.deployment_id))
-    return dataclasses.replace(catalogue, rows=rows, skips=tuple(skips), deferred={})
+    return dataclasses.replace(catalogue, rows=rows, skips=tuple(skips), deferred={},
+                               synced_digests=digests)
 
 
-def record(conn: sa.Connection, catalogue: MappedCatalogue,
+def record(conn: sa.Connection, catalogue: MappedCatalogue, plan: SyncPlan,
            loaded: Mapping[str, Prior]) -> None:
     """Inside the sync's transaction: what the next sync may recognise. Written only when it
     differs from what this sync loaded (a re-sync with few changes rewrites one row)."""
     priors: dict[str, Prior] = {}
-    for name, (digest, deployment) in catalogue.digests.items():
+    for name, (digest, deployment) in catalogue.entry_digests.items():
         row = catalogue.rows.get(name)
-        if row is None:
-            continue
-        previous = loaded.get(digest)
-        if previous is not None and previous.model_id == name:
-            # Resolved from this very record: the row is the database's or was mapped from the
-            # same bytes by the same code, so the recorded signature still holds.
-            priors[digest] = previous
-        else:
-            priors[digest] = Prior(name, deployment, signature_hash(row), row.description)
+        if row is not None:
+            priors[digest] = Prior(name, deployment, _recorded(plan.desired_digests[name]),
+                                   row.description)
     if priors == loaded:
         return
     state = {
         "mapping": MAPPING_CODE,
-        "entries": [[digest, p.model_id, p.deployment_id, p.signature, p.description]
-                    for digest, p in priors.items()],
+        # one JSON text, not 50,000 JSON values: the database stores it without parsing it
+        "entries": orjson.dumps([[digest, p.model_id, p.deployment_id, p.signature,
+                                  p.description] for digest, p in priors.items()]).decode(),
     }
     values = {"value": state, "updated_by": "sync", "updated_at": datetime.now(UTC)}
     if not conn.execute(sa.update(control).where(control.c.key == STATE_KEY)

@@ -111,14 +111,16 @@ class MappedCatalogue:
     """The desired rows keyed by id, the skipped entries, and the raw entry count.
 
     ``deferred`` rows are recognised entries still to be resolved against the database
-    (``known_entries.resolve``) before a plan is built; ``digests`` gives each row's entry digest
-    and deployment id, for recording what this sync mapped."""
+    (``known_entries.resolve``) before a plan is built; ``entry_digests`` gives each row's entry
+    digest and deployment id, for recording what this sync mapped; ``synced_digests`` (by
+    ``id(row)``) are row digests the resolution computed, which the plan reuses."""
 
     rows: Mapping[str, ModelRow]
     skips: tuple[Skip, ...]
     entry_count: int
     deferred: Mapping[str, Deferred] = field(default_factory=dict)
-    digests: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
+    entry_digests: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
+    synced_digests: Mapping[int, bytes] = field(default_factory=dict, repr=False)
 
     @property
     def rejected_ids(self) -> frozenset[str]:
@@ -415,7 +417,7 @@ def map_entries_with_sources(items: Iterable[tuple[Any, str | None, Any]]) -> Ma
 
     rows: dict[str, ModelRow] = {}
     deferred: dict[str, Deferred] = {}
-    digests: dict[str, tuple[str, str | None]] = {}
+    entry_digests: dict[str, tuple[str, str | None]] = {}
     for name, deployments in groups.items():
         if len(deployments) > 1:
             deployments = sorted(deployments, key=_Candidate.order)
@@ -430,7 +432,7 @@ def map_entries_with_sources(items: Iterable[tuple[Any, str | None, Any]]) -> Ma
         else:
             rows[name] = chosen.outcome
         if chosen.digest is not None:
-            digests[name] = (chosen.digest, chosen.deployment_id)
+            entry_digests[name] = (chosen.digest, chosen.deployment_id)
         for candidate in deployments:
             if candidate is not chosen:
                 skips.append(
@@ -443,4 +445,4 @@ def map_entries_with_sources(items: Iterable[tuple[Any, str | None, Any]]) -> Ma
                     )
                 )
     return MappedCatalogue(rows=rows, skips=tuple(skips), entry_count=count,
-                           deferred=deferred, digests=digests)
+                           deferred=deferred, entry_digests=entry_digests)

@@ -13,7 +13,6 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
@@ -125,6 +124,8 @@ class SyncPlan:
     #: ``force_update`` → present models it rewrites although unchanged; ``mark_unavailable``
     #: → models it marks unavailable (whether or not the option is on).
     option_effects: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Each desired row's :func:`synced_digest`, by model id (what ``known_entries`` records).
+    desired_digests: Mapping[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
     def has_changes(self) -> bool:
@@ -156,28 +157,28 @@ class SyncPlan:
 # --- comparison and fingerprint ----------------------------------------------------------------
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    raise TypeError(type(value).__name__)
-
-
-def synced_signature(row: ModelRow) -> bytes:
-    """Every value the sync compares (``SYNCED_FIELDS``) as canonical bytes: equal signatures
-    mean nothing to write. Spelled out field by field because it runs for every row twice."""
-    values = (
-        row.id, row.name, row.provider, row.context_length, row.input_cost_per_token,
-        row.output_cost_per_token, row.supports_vision, row.supports_function_calling,
+def synced_digest(row: ModelRow) -> bytes:
+    """SHA-256 of every value the sync compares (``SYNCED_FIELDS``) in canonical form: equal
+    digests mean nothing to write. Spelled out field by field (costs as exact decimal text)
+    because it runs for every row of every sync."""
+    cost_in, cost_out = row.input_cost_per_token, row.output_cost_per_token
+    hasher = hashlib.sha256(orjson.dumps((
+        row.id, row.name, row.provider, row.context_length,
+        None if cost_in is None else str(cost_in), None if cost_out is None else str(cost_out),
+        row.supports_vision, row.supports_function_calling,
         row.supports_parallel_function_calling, row.supports_tool_choice,
         row.supports_streaming, row.features, row.availability,
-    )
-    return orjson.dumps(values, default=_json_default) + row.metadata_json
+    )))
+    hasher.update(row.metadata_json)
+    return hasher.digest()
 
 
-def row_signature(row: ModelRow, synced: bytes | None = None) -> bytes:
-    """The synced signature plus the (admin-owned) description: what the fingerprint hashes."""
-    synced = synced_signature(row) if synced is None else synced
-    return synced + orjson.dumps(row.description)
+def _digest_of(row: ModelRow, digests: dict[int, bytes]) -> bytes:
+    """The row's synced digest, computed once per row object (``digests`` is by ``id(row)``)."""
+    found = digests.get(id(row))
+    if found is None:
+        found = digests[id(row)] = synced_digest(row)
+    return found
 
 
 def _digest(parts: list[bytes]) -> str:
@@ -193,14 +194,14 @@ def fingerprint(
     current: Mapping[str, ModelRow],
     options: SyncOptions,
     extra: Any = None,
-    signatures: Mapping[int, bytes] | None = None,
+    digests: dict[int, bytes] | None = None,
 ) -> str:
     """Hash of the mapped catalogue, the current rows and the options, independent of order.
-    ``signatures`` (by ``id(row)``) reuses the synced signatures the plan already computed."""
-    known = signatures or {}
+    ``digests`` (by ``id(row)``) holds the synced digests already computed, and gets the rest."""
+    known = {} if digests is None else digests
 
-    def signature(row: ModelRow) -> bytes:
-        return row_signature(row, known.get(id(row)))
+    def signature(row: ModelRow) -> bytes:  # the synced values and the admin-owned description
+        return _digest_of(row, known) + orjson.dumps(row.description)
 
     catalogue_part = _digest(
         [signature(catalogue.rows[k]) for k in sorted(catalogue.rows)]
@@ -342,12 +343,10 @@ _MARK_IS_OFF = "no longer served by LiteLLM; markUnavailable is off"
 
 
 def _same(current: ModelRow, desired: ModelRow, options: SyncOptions,
-          signatures: dict[int, bytes]) -> bool:
+          digests: dict[int, bytes]) -> bool:
     if options.force_update or (current.description is None and desired.description is not None):
         return False
-    mine = signatures[id(current)] = synced_signature(current)
-    theirs = signatures[id(desired)] = synced_signature(desired)
-    return mine == theirs
+    return _digest_of(current, digests) == _digest_of(desired, digests)
 
 
 def _absent_action(
@@ -404,7 +403,7 @@ def build_plan(
     no_policy = ModelPolicy()
     selection = options.selection
     actions: list[PlanAction] = []
-    signatures: dict[int, bytes] = {}
+    digests: dict[int, bytes] = dict(catalogue.synced_digests)
     for model_id in sorted(catalogue.rows):
         desired = catalogue.rows[model_id]
         existing = current.get(model_id)
@@ -412,7 +411,7 @@ def build_plan(
             actions.append(_outside(existing, desired))
         elif existing is None:
             actions.append(PlanAction(model_id, INSERT, {}, None, desired, None, desired))
-        elif _same(existing, desired, options, signatures):
+        elif _same(existing, desired, options, digests):
             # Nothing LiteLLM has differs from the row: unchanged in every conflict mode, with
             # every policy (the common case of a re-sync, so it skips the field-by-field work).
             actions.append(PlanAction(model_id, UNCHANGED, NOTHING, None, desired, existing,
@@ -464,9 +463,10 @@ def build_plan(
     return SyncPlan(
         actions=tuple(actions),
         summary=summary,
-        fingerprint=fingerprint(catalogue, current, options, extra, signatures),
+        fingerprint=fingerprint(catalogue, current, options, extra, digests),
         options=options,
         entry_count=catalogue.entry_count,
         warnings=tuple(warnings),
         option_effects={"force_update": forced, "mark_unavailable": marked},
+        desired_digests={k: digests[id(row)] for k, row in catalogue.rows.items()},
     )
