@@ -229,10 +229,6 @@ _PG_STAGE_COLUMNS = """id text, name text, provider text, description text,
     supports_parallel_function_calling boolean, supports_tool_choice boolean,
     supports_streaming boolean, features text[], availability text, metadata jsonb"""
 
-_PG_INSERT = f"""
-INSERT INTO models ({_COLUMNS}, created_at, updated_at)
-SELECT {_COLUMNS}, now(), now() FROM {{stage}}"""
-
 _PG_UPDATE = """
 UPDATE models AS m SET name = r.name, provider = r.provider,
     description = COALESCE(m.description, r.description), context_length = r.context_length,
@@ -285,11 +281,15 @@ def _pg_staged(conn: sa.Connection, rows: list[ModelRow], statement: str) -> int
 
 
 def insert_rows(conn: sa.Connection, rows: list[ModelRow]) -> int:
+    """New rows: straight into ``models`` with one COPY on PostgreSQL (a staging table would
+    write them twice), stamped with the transaction's time as ``now()`` would."""
     if not rows:
         return 0
     if not is_postgres(conn):
         return _sqlite_many(conn, _SQLITE_INSERT, rows)
-    return _pg_staged(conn, rows, _PG_INSERT)
+    now = conn.exec_driver_sql("SELECT now()").scalar()
+    return _pg_copy(conn, "models", f"{_COLUMNS}, created_at, updated_at",
+                    (_pg_record(r) + (now, now) for r in rows))
 
 
 def update_rows(conn: sa.Connection, rows: list[ModelRow]) -> int:
