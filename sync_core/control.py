@@ -8,10 +8,12 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from .access import Actor, require_admin
 from .audit import write_audit
+from .db import is_postgres
 from .policy import ModelPolicy, normalise_fields
 from .schema import JSONDocument, metadata
 
@@ -39,23 +41,24 @@ def get_control(engine: Engine, key: str, default: Any = None) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
+def put_control(conn: sa.Connection, key: str, value: Any, updated_by: str) -> None:
+    """Upsert one value inside the caller's transaction, in one statement (the sync's records
+    are megabytes: an UPDATE that misses and then an INSERT would send them twice)."""
+    insert = postgresql.insert if is_postgres(conn) else sqlite.insert
+    statement = insert(control).values(key=key, value=value, updated_by=updated_by,
+                                       updated_at=datetime.now(UTC))
+    conn.execute(statement.on_conflict_do_update(
+        index_elements=[control.c.key],
+        set_={name: statement.excluded[name] for name in ("value", "updated_by", "updated_at")},
+    ))
+
+
 def set_control(engine: Engine, key: str, value: Any, actor: Actor) -> None:
     """Upsert one value; admins only (checked here, not only by the page)."""
     require_admin(actor, f"change {key}")
     old = get_control(engine, key)
-    now = datetime.now(UTC)
     with engine.begin() as conn:
-        updated = conn.execute(
-            sa.update(control)
-            .where(control.c.key == key)
-            .values(value=value, updated_by=actor.name, updated_at=now)
-        ).rowcount
-        if not updated:
-            conn.execute(
-                sa.insert(control).values(
-                    key=key, value=value, updated_by=actor.name, updated_at=now
-                )
-            )
+        put_control(conn, key, value, actor.name)
     write_audit(engine, action=CONTROL_ACTION, success=True, resource_type="MODEL_SYNC_CONTROL",
                 resource_id=key, new_values={"value": value},
                 metadata={"actor": actor.name, "old": old})

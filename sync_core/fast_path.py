@@ -15,13 +15,12 @@ whose answer differs.
 from __future__ import annotations
 
 import zlib
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
-from .control import control
+from .control import control, put_control
 from .plan import DELETE, SKIP, SyncOptions, SyncPlan
 
 STATE_KEY = "sync.last_applied"
@@ -84,7 +83,4 @@ def record(conn: sa.Connection, digest: str, options: SyncOptions, plan: SyncPla
         "errors": _storable(errors),
         "errorDetails": _storable(error_details),
     }
-    values = {"value": state, "updated_by": "sync", "updated_at": datetime.now(UTC)}
-    if not conn.execute(sa.update(control).where(control.c.key == STATE_KEY)
-                        .values(**values)).rowcount:
-        conn.execute(sa.insert(control).values(key=STATE_KEY, **values))
+    put_control(conn, STATE_KEY, state, "sync")

@@ -18,14 +18,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import sqlalchemy as sa
 
 from . import mapping, redact
-from .control import control
+from .control import control, put_control
 from .mapping import (
     SKIP_DATA_ERROR,
     MappedCatalogue,
@@ -104,7 +103,4 @@ def record(conn: sa.Connection, catalogue: MappedCatalogue, plan: SyncPlan,
         "entries": orjson.dumps([[digest, p.model_id, p.deployment_id, p.signature,
                                   p.description] for digest, p in priors.items()]).decode(),
     }
-    values = {"value": state, "updated_by": "sync", "updated_at": datetime.now(UTC)}
-    if not conn.execute(sa.update(control).where(control.c.key == STATE_KEY)
-                        .values(**values)).rowcount:
-        conn.execute(sa.insert(control).values(key=STATE_KEY, **values))
+    put_control(conn, STATE_KEY, state, "sync")
