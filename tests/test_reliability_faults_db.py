@@ -92,6 +92,8 @@ CREATE TRIGGER reliability_slow BEFORE {events} ON models
 FOR EACH STATEMENT EXECUTE FUNCTION reliability_slow();
 """
 DROP_SLOW = "DROP TRIGGER reliability_slow ON models; DROP FUNCTION reliability_slow();"
+#: How each write reaches PostgreSQL (new rows are COPYed straight into models).
+WRITE_QUERY = {"INSERT": "COPY models%", "UPDATE": "UPDATE %models%"}
 
 
 @pytest.mark.parametrize("statement", ["INSERT", "UPDATE"])
@@ -108,7 +110,7 @@ def test_syncing_connection_terminated_mid_write(pg, admin_pg, statement):
     pid = _wait_for(
         admin_pg,
         "SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' "
-        f"AND query LIKE '%{statement} %models%' AND datname = current_database()",
+        f"AND query LIKE '%{WRITE_QUERY[statement]}' AND datname = current_database()",
     )
     with admin_pg.connect() as conn:
         assert conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
