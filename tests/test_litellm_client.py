@@ -7,6 +7,7 @@ Clocks and sleeps are fakes; only the network is real (client timeout 0.5 s).
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import threading
@@ -119,6 +120,46 @@ def test_trailing_slash_in_base_url(fake, clock, sleeps):
     client = client_for(fake.url + "/", clock, sleeps)
     assert len(client.fetch_entries()) == 8
     assert fake.requests[0].path == "/model/info"
+
+
+def _framed(encoding: str | None, chunked: bool):
+    """The catalogue gzip-compressed and/or chunked (no Content-Length) instead of plain."""
+    def run(h) -> None:
+        raw = h.fake.catalogue_body()
+        if encoding == "gzip":
+            raw = gzip.compress(raw)
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        if encoding:
+            h.send_header("Content-Encoding", encoding)
+        if chunked:
+            h.send_header("Transfer-Encoding", "chunked")
+            h.end_headers()
+            for start in range(0, len(raw), 1000):
+                piece = raw[start:start + 1000]
+                h.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            h.wfile.write(b"0\r\n\r\n")
+        else:
+            h.send_header("Content-Length", str(len(raw)))
+            h.end_headers()
+            h.wfile.write(raw)
+    return run
+
+
+@pytest.mark.parametrize(("encoding", "chunked"), [(None, False), ("gzip", False),
+                                                   (None, True), ("gzip", True)])
+def test_the_body_is_read_whole_however_it_is_framed(fake, client, encoding, chunked):
+    fake.script(_framed(encoding, chunked))
+    body = client.fetch_body()
+    assert bytes(body) == fake.catalogue_body()
+    assert client.fetch_entries() == real_entries()
+
+
+def test_a_body_shorter_than_announced_is_a_connection_error(fake, client, sleeps):
+    fake.default = truncated(missing=1)
+    with pytest.raises(LiteLLMConnectionError):
+        client.fetch_body()
+    assert client.last_attempts == 3  # transient: retried
 
 
 def test_empty_list_is_an_empty_catalogue(fake, client):
