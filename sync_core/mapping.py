@@ -154,6 +154,11 @@ def parse_cost(value: Any, field_name: str) -> Decimal | None:
     """A per-token price as DECIMAL(12,10). 0 is a price; only ``None`` means missing."""
     if value is None:
         return None
+    if type(value) is float and 0.0 <= value < 100.0:  # JSON's usual price, judged as a float
+        quantized = Decimal(repr(value)).quantize(COST_QUANTUM, rounding=ROUND_HALF_UP)
+        if quantized < COST_LIMIT:
+            return quantized
+        raise ModelDataError(f"{field_name}={value} overflows DECIMAL(12,10) (must be below 100)")
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise ModelDataError(f"{field_name} must be a number, got {type(value).__name__}")
     if isinstance(value, float) and not math.isfinite(value):

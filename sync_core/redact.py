@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -59,10 +58,21 @@ def strip_url_secrets(value: str) -> str:
 _SCALARS = (int, float, bool)
 
 
-@lru_cache(maxsize=8192)
+#: ``is_credential_key`` remembered per key name, for text values and for others: a catalogue
+#: repeats ~200 names 10,000 times (plain dicts: cheaper to ask than a cache wrapper).
+_DROPS_TEXT: dict[str, bool] = {}
+_DROPS_OTHER: dict[str, bool] = {}
+_REMEMBERED = 8192  # names beyond this are judged every time (a hostile catalogue's made-up keys)
+
+
 def _drops(key: str, text_value: bool) -> bool:
-    """``is_credential_key`` remembered per key name: a catalogue repeats ~200 names 10,000×."""
-    return is_credential_key(key, "" if text_value else 0)
+    verdicts = _DROPS_TEXT if text_value else _DROPS_OTHER
+    verdict = verdicts.get(key)
+    if verdict is None:
+        verdict = is_credential_key(key, "" if text_value else 0)
+        if len(verdicts) < _REMEMBERED:
+            verdicts[key] = verdict
+    return verdict
 
 
 def _clean_text(value: str) -> str:
@@ -78,12 +88,16 @@ def clean_metadata(value: Any) -> Any:
     kind = type(value)
     if kind is dict:
         cleaned = {}
+        text_drops, other_drops = _DROPS_TEXT, _DROPS_OTHER
         for key, item in value.items():
             if item is None:
                 continue
             item_kind = type(item)
             name = key if type(key) is str else str(key)
-            if _drops(name, item_kind is str):
+            verdict = (text_drops if item_kind is str else other_drops).get(name)
+            if verdict is None:
+                verdict = _drops(name, item_kind is str)
+            if verdict:
                 continue
             if item_kind is str:
                 cleaned[name] = _clean_text(item)

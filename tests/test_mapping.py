@@ -5,13 +5,17 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sync_core.mapping import (
     SKIP_DATA_ERROR,
     SKIP_DUPLICATE,
     SKIP_WILDCARD,
+    ModelDataError,
     map_catalogue,
     map_entry,
+    parse_cost,
 )
 from tests.factories import entry, real_entries
 
@@ -222,3 +226,28 @@ def test_credentials_under_provider_specific_names_and_in_urls_are_stripped():
         assert f"SECRET{n}" not in dumped
     assert row.metadata["litellm_params"]["api_base"] == "https://generativelanguage.example/v1?alt=sse"
     assert row.metadata["litellm_model_info"]["max_tokens"] == 4096  # not a credential
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.floats(allow_nan=True, allow_infinity=True) | st.floats(0, 100))
+def test_a_float_price_is_judged_as_its_decimal_text_would_be(value):
+    """The float fast path of parse_cost gives exactly what the general path gives."""
+    def outcome(raw):
+        try:
+            return parse_cost(raw, "input_cost_per_token")
+        except ModelDataError as exc:
+            return str(exc).split("=")[0].split(" ")[0]  # the field, whatever the wording
+
+    fast, general = outcome(value), outcome(repr(value))
+    assert fast == general
+    if isinstance(fast, Decimal):
+        assert str(fast) == str(general)  # the same exponent and sign, not only equal
+
+
+def test_credential_names_are_dropped_beyond_the_remembered_names():
+    from sync_core import redact
+
+    info = {f"x{i}_api_key": "sk-secret" for i in range(redact._REMEMBERED + 500)}
+    info["plain"] = "kept"
+    assert redact.clean_metadata(info) == {"plain": "kept"}
+    assert len(redact._DROPS_TEXT) <= redact._REMEMBERED
