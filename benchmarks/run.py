@@ -8,6 +8,9 @@ database cloned from a migrated template; each SQLite run a copy of a migrated f
 ``--repeat`` runs, variants interleaved. Round trips are counted in one extra run per variant
 through a counting TCP proxy; "@1ms RTT" projects the time across a network with a 1 ms round
 trip as ``median + round trips × 1 ms`` (loopback round trips cost ~0.05 ms, ignored).
+"whole process" rows time entire processes from outside, interpreter start to exit: the
+floor's process and ``litemaas-sync sync`` as an admin runs it (imports, configuration, schema
+check, the sync, its snapshot and history listeners); ``--no-process`` skips them.
 """
 
 from __future__ import annotations
@@ -107,6 +110,31 @@ def run_variant(args: dict[str, Any]) -> dict[str, Any]:
     return orjson.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def run_process(args: dict[str, Any]) -> dict[str, Any]:
+    """A whole process timed from outside (interpreter start, imports, work, exit): the floor's
+    variant, or ``litemaas-sync sync`` itself as an admin runs it (with its listeners:
+    snapshot, per-model history)."""
+    if args["variant"] == "cli":
+        command = [str(Path(sys.executable).with_name("litemaas-sync")), "sync"]
+        env = {**os.environ, "DATABASE_URL": args["db_url"],
+               "LITELLM_API_URL": args["base_url"], "LOG_LEVEL": "WARNING"}
+    else:
+        command = [sys.executable, "-m", "benchmarks.variants", orjson.dumps(args).decode()]
+        env = dict(os.environ)
+    with tempfile.TemporaryFile() as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
+        _, status = os.waitpid(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            out.seek(0)
+            raise RuntimeError(f"{args['variant']} process failed:\n{out.read().decode()}")
+    # (no peak RSS: a forked child starts with the driver's resident set, which holds the
+    # catalogues; the in-process rows report the product's and the floor's own)
+    return {"seconds": seconds, "peak_rss_kb": 0}
+
+
 # --- the measurements ----------------------------------------------------------------------------
 
 
@@ -130,13 +158,15 @@ class Bench:
         catalogue: str,
         setup_catalogue: str | None = None,
         raw_bytes: int = 0,
+        process: bool = False,
     ) -> None:
-        """Median of --repeat runs, plus one round-trip-counting run on PostgreSQL."""
+        """Median of --repeat runs, plus one round-trip-counting run on PostgreSQL (``process``:
+        whole processes timed from outside, no counting)."""
         runs = []
         for _ in range(self.opts.repeat):
-            runs.append(self._once(variant, kind, catalogue, setup_catalogue))
+            runs.append(self._once(variant, kind, catalogue, setup_catalogue, process=process))
         trips = None
-        if self.proxy is not None and kind == "pg":
+        if self.proxy is not None and kind == "pg" and not process:
             self.proxy.reset()
             self._once(variant, kind, catalogue, setup_catalogue, counted=True)
             trips = self.proxy.reset()
@@ -172,6 +202,7 @@ class Bench:
         catalogue: str,
         setup_catalogue: str | None,
         counted: bool = False,
+        process: bool = False,
     ) -> dict[str, Any]:
         db_url, drop = self.dbs.fresh(kind)
         try:
@@ -187,9 +218,9 @@ class Bench:
                 db_url = (
                     db_url.rsplit(":", 1)[0] + f":{self.proxy.port}/" + db_url.rsplit("/", 1)[1]
                 )
-            return run_variant(
-                {"variant": variant, "db_url": db_url, "base_url": self.server.base_url(catalogue)}
-            )
+            args = {"variant": variant, "db_url": db_url,
+                    "base_url": self.server.base_url(catalogue)}
+            return run_process(args) if process else run_variant(args)
         finally:
             drop()
 
@@ -238,8 +269,9 @@ def table(results: list[dict[str, Any]]) -> str:
                 "" if r["round_trips"] is None else str(r["round_trips"]),
                 f"{projected:.2f}" if projected is not None else "",
                 f"{pm_projected / projected:.1f}×" if projected and pm_projected else "",
-                f"{r['peak_rss_mb']:.0f}",
-                f"{r['peak_rss_mb'] * 1.048576 / r['raw_json_mb']:.2f}" if r["raw_json_mb"] else "",
+                f"{r['peak_rss_mb']:.0f}" if r["peak_rss_mb"] else "",
+                f"{r['peak_rss_mb'] * 1.048576 / r['raw_json_mb']:.2f}"
+                if r["raw_json_mb"] and r["peak_rss_mb"] else "",
             )
         )
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *lines, strict=True)]
@@ -290,6 +322,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plan-size", type=int, default=10000, help="N for plan() (0 = skip)")
     parser.add_argument("--no-per-model", action="store_true")
     parser.add_argument("--no-round-trips", action="store_true")
+    parser.add_argument("--no-process", action="store_true",
+                        help="skip timing whole processes (the floor and litemaas-sync sync)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     opts = parser.parse_args(argv)
@@ -323,6 +357,9 @@ def main(argv: list[str] | None = None) -> None:
                             bench.measure(
                                 n, "first sync", variant, kind, "v0", raw_bytes=len(first)
                             )
+                        for variant in () if opts.no_process else ("floor", "cli"):
+                            bench.measure(n, "whole process", variant, kind, "v0",
+                                          raw_bytes=len(first), process=True)
                     if n == opts.resync_size:
                         bench.measure(n, "re-sync 0%", "product", kind, "v0", "v0", len(first))
                         bench.measure(n, "re-sync 1%", "product", kind, "v1pct", "v0", len(first))

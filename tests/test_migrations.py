@@ -70,6 +70,23 @@ def _columns(engine, table):
     return {c["name"] for c in sa.inspect(engine).get_columns(table)}
 
 
+def test_the_quick_version_check_knows_alembics_head():
+    assert migrate.head_revision() == migrate.HEAD_REVISION
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
+def test_the_quick_version_check_follows_the_schema(kind, request, tmp_path):
+    url = (request.getfixturevalue("empty_pg_url") if kind == "postgresql"
+           else f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
+    engine = create_db_engine(url)
+    assert not migrate.is_up_to_date(engine)  # no version table yet
+    migrate.upgrade(engine, "0003")
+    assert not migrate.is_up_to_date(engine)  # behind
+    migrate.upgrade(engine)
+    assert migrate.is_up_to_date(engine)
+    engine.dispose()
+
+
 def test_fresh_postgres_gets_the_seed_schema(empty_pg_url):
     engine = create_db_engine(empty_pg_url)
     assert migrate.current_revision(engine) is None
