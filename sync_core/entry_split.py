@@ -16,6 +16,7 @@ the document must look exactly like ``{"data": [{…}, …]}`` followed by valid
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -23,7 +24,6 @@ from typing import Any
 import orjson
 
 from .bulk import gc_paused
-from .litellm import parse_catalogue
 from .mapping import MappedCatalogue, Prior, map_catalogue, map_entries_with_sources
 
 _WS = rb"[ \t\n\r]*"  # JSON's whitespace, and nothing else
@@ -44,14 +44,16 @@ def entry_digest(raw: bytes | memoryview) -> str:
     return hashlib.sha256(raw).hexdigest()[:32]
 
 
-def split_entries(body: bytes, known: Mapping[str, Prior] | None = None
-                  ) -> Iterator[tuple[memoryview, str, Any]]:
+def split_entries(body: bytes, known: Mapping[str, Prior] | None = None, *,
+                  digests: bool = True) -> Iterator[tuple[memoryview, str | None, Any]]:
     """Yield ``(raw bytes, digest, entry)`` for each entry of ``body``'s ``data`` list; the
     entry is parsed, or, when its digest is in ``known``, the earlier sync's :class:`Prior`.
+    ``digests=False`` (page views) skips hashing: the digest is None.
 
     Raises :class:`NotSplittable` (possibly after yielding some entries) when the document is
     not of the expected shape; entries already yielded must then be discarded."""
     known = known or {}
+    digests = digests or bool(known)
     head = _HEAD.match(body)
     if head is None:
         raise NotSplittable("the answer does not start with {\"data\": [")
@@ -69,8 +71,9 @@ def split_entries(body: bytes, known: Mapping[str, Prior] | None = None
             if end is None:
                 raise NotSplittable(f"the entry at byte {pos} has no end")
             raw = view[pos:end.start() + 1]
-            digest = entry_digest(raw)
-            entry = known.get(digest)  # bytes of a whole earlier entry: never a shorter prefix
+            digest = entry_digest(raw) if digests else None
+            # bytes of a whole earlier entry: never a shorter prefix of another one
+            entry = known.get(digest) if digest is not None else None
             if entry is not None:
                 break
             try:
@@ -89,16 +92,16 @@ def split_entries(body: bytes, known: Mapping[str, Prior] | None = None
 
 
 def _check_trailer(rest: bytes) -> None:
-    """After the list's ``]``: the rest of the object, which must be valid and not repeat
-    ``data`` (a repeated key would replace the list in an ordinary parse)."""
-    if b'"data"' in rest:
-        raise NotSplittable("the answer names 'data' twice")
+    """After the list's ``]``: the rest of the object, which must be valid JSON and must not
+    name ``data`` again, however spelled (``"d\\u0061ta"``): in an ordinary parse a repeated key
+    replaces the list."""
     try:
-        document = orjson.loads(b'{"data":[]' + rest)
-    except orjson.JSONDecodeError:
+        orjson.loads(b'{"data":[]' + rest)
+        keys = json.loads(b'{"data":[]' + rest, object_pairs_hook=lambda pairs: pairs)
+    except (orjson.JSONDecodeError, ValueError, RecursionError):
         raise NotSplittable("the answer does not end as a JSON object") from None
-    if not isinstance(document, dict):
-        raise NotSplittable("the answer is not a JSON object")
+    if not isinstance(keys, list) or [k for k, _ in keys].count("data") != 1:
+        raise NotSplittable("the answer names 'data' twice")
 
 
 def map_answer(body: bytes, url: str,
@@ -106,6 +109,8 @@ def map_answer(body: bytes, url: str,
     """Map a ``/model/info`` answer entry by entry (the whole document only when it cannot be
     split); entries in ``known`` are left for ``known_entries.resolve``. Raises
     ``LiteLLMDataError`` for an answer that is not a catalogue."""
+    from .litellm import parse_catalogue  # (the client parses with this module too)
+
     with gc_paused():  # tens of thousands of acyclic objects: see bulk.gc_paused
         try:
             return map_entries_with_sources(split_entries(body, known))

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -36,10 +38,13 @@ from .mapping import (
 )
 from .plan import SyncPlan, synced_digest
 
+log = logging.getLogger("sync_core.known_entries")
 STATE_KEY = "sync.known_entries"
-#: The mapping rules the record was made with.
+#: The mapping rules the record was made with: our code and what it leans on (Python's
+#: Decimal and URL parsing, orjson's number formatting).
 MAPPING_CODE = hashlib.sha256(
-    b"".join(Path(m.__file__).read_bytes() for m in (mapping, redact))).hexdigest()[:16]
+    b"".join(Path(m.__file__).read_bytes() for m in (mapping, redact))
+    + f"{sys.version}|{orjson.__version__}".encode()).hexdigest()[:16]
 
 
 def _recorded(digest: bytes) -> str:
@@ -47,16 +52,21 @@ def _recorded(digest: bytes) -> str:
 
 
 def load(conn: sa.Connection) -> dict[str, Prior]:
-    """The entries the last applied sync recorded, by digest (none after a mapping change)."""
+    """The entries the last applied sync recorded, by digest (none after a mapping change, or
+    when the record cannot be read: then every entry is simply mapped)."""
     row = conn.execute(sa.select(control.c.value).where(control.c.key == STATE_KEY)).first()
     if row is None:
         return {}
-    state = orjson.loads(row[0]) if isinstance(row[0], str | bytes) else row[0]
-    if not isinstance(state, dict) or state.get("mapping") != MAPPING_CODE:
+    try:
+        state = orjson.loads(row[0]) if isinstance(row[0], str | bytes) else row[0]
+        if not isinstance(state, dict) or state.get("mapping") != MAPPING_CODE:
+            return {}
+        return {digest: Prior(model_id, deployment, signature, description)
+                for digest, model_id, deployment, signature, description
+                in orjson.loads(state["entries"])}
+    except (KeyError, TypeError, ValueError):  # (orjson's decode error is a ValueError)
+        log.warning("the record of known entries is unreadable; mapping every entry")
         return {}
-    return {digest: Prior(model_id, deployment, signature, description)
-            for digest, model_id, deployment, signature, description
-            in orjson.loads(state["entries"])}
 
 
 def resolve(catalogue: MappedCatalogue, current: Mapping[str, ModelRow]) -> MappedCatalogue:

@@ -27,6 +27,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from .breaker import CircuitBreaker
 from .bulk import gc_paused
 from .config import Secret
+from .entry_split import NotSplittable, split_entries
 from .errors import (
     CircuitOpenError,
     LiteLLMAuthError,
@@ -73,11 +74,18 @@ def _reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+#: Announced lengths up to this are read into one buffer allocated up front; a larger (or
+#: absurd) announcement is read piece by piece, holding only what actually arrives.
+MAX_PREALLOCATED = 512 * 1024 * 1024
+
+
 def _announced_length(response: requests.Response) -> int | None:
-    """The body's length when the server announced it and sends it as is."""
-    length = response.headers.get("Content-Length", "")
+    """The body's length when the server announced a plausible one and sends it as is."""
+    length = response.headers.get("Content-Length", "").strip()
     encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
-    return int(length) if length.isdigit() and encoding == "identity" else None
+    if not (length.isascii() and length.isdigit()) or encoding != "identity":
+        return None
+    return int(length) if int(length) <= MAX_PREALLOCATED else None
 
 
 def _read_body(response: requests.Response, deadline: float, timeout: float) -> bytes:
@@ -122,8 +130,13 @@ def _read_body(response: requests.Response, deadline: float, timeout: float) -> 
 
 def parse_catalogue(body: bytes, url: str) -> list[Any]:
     """The ``data`` list of a ``/model/info`` answer; anything else is a data error."""
-    try:
+    try:  # entry by entry, as a sync reads it, so both accept exactly the same answers
         with gc_paused():  # ~10 containers per entry, none cyclic: no collector passes
+            return [entry for _, _, entry in split_entries(body, digests=False)]
+    except NotSplittable:
+        pass
+    try:
+        with gc_paused():
             document = orjson.loads(body)
     except orjson.JSONDecodeError:
         try:  # NaN, Infinity and huge integers are not JSON, but Python's json reads them

@@ -403,7 +403,9 @@ def build_plan(
     no_policy = ModelPolicy()
     selection = options.selection
     actions: list[PlanAction] = []
-    digests: dict[int, bytes] = dict(catalogue.synced_digests)
+    known = catalogue.synced_digests  # (only for rows the catalogue holds: ids stay theirs)
+    digests: dict[int, bytes] = {id(row): known[id(row)] for row in catalogue.rows.values()
+                                 if id(row) in known}
     for model_id in sorted(catalogue.rows):
         desired = catalogue.rows[model_id]
         existing = current.get(model_id)

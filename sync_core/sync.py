@@ -289,11 +289,7 @@ class SyncService:
         try:
             log.info("sync started", extra={"trigger": trigger, "actor": actor.name})
             try:
-                # tens of thousands of acyclic rows, plan actions and buffers: without collector
-                # passes over them (bulk.gc_paused), planning and recording cost half as much
-                with gc_paused():
-                    self._run_locked(result, options, expected_fingerprint, held,
-                                     confirm_unavailable)
+                self._run_locked(result, options, expected_fingerprint, held, confirm_unavailable)
                 result.success = True
             except SyncError as exc:
                 _fail(result, exc)
@@ -358,7 +354,10 @@ class SyncService:
         connection = self.engine.connect()
         if not is_postgres(self.engine):
             connection = connection.execution_options(sqlite_begin="IMMEDIATE")
-        with connection as conn, conn.begin():
+        # tens of thousands of acyclic rows and plan actions: without collector passes over
+        # them (bulk.gc_paused), planning and recording cost half as much (not around the
+        # fetch: its retries and back-off may take a while, and other threads need the collector)
+        with gc_paused(), connection as conn, conn.begin():
             current = read_current_rows(conn)
             catalogue = known_entries.resolve(catalogue, current)
             plan = self._plan(conn, catalogue, options, current)

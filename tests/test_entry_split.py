@@ -137,3 +137,31 @@ def test_any_catalogue_splits_into_its_entries_or_is_refused(entries, indent, ex
     document = {"data": entries, **extra}
     body = orjson.dumps(document, option=orjson.OPT_INDENT_2 if indent else 0)
     assert entries_of(body) == entries  # the alphabet cannot spell "data": never refused
+
+
+@pytest.mark.parametrize("trailer", [b',"d\\u0061ta":[{"model_name":"b"}]}',
+                                     b',"data":[]}', b',"x":1,"\\u0064ata":null}'])
+def test_a_repeated_data_key_however_spelled_sends_the_answer_to_the_whole_parse(trailer):
+    body = b'{"data":[{"model_name":"a"}]' + trailer
+    with pytest.raises(NotSplittable, match="twice"):
+        entries_of(body)
+    whole = orjson.loads(body)["data"]  # the last "data" wins, as in any parse
+    if isinstance(whole, list):
+        _same(map_answer(body, URL), map_catalogue(whole))
+    else:
+        with pytest.raises(LiteLLMDataError):
+            map_answer(body, URL)
+
+
+def test_the_client_and_a_sync_accept_the_same_answers():
+    """parse_catalogue (page views) splits like a sync, so nesting near the parser's depth
+    limit is judged the same way by both."""
+    deep = b"[" * 1021 + b"]" * 1021
+    body = b'{"data":[{"model_name":"a","model_info":{"x":' + deep + b'}},{"model_name":"b"}]}'
+    try:
+        parsed = parse_catalogue(body, URL)
+    except LiteLLMDataError:
+        with pytest.raises(LiteLLMDataError):
+            map_answer(body, URL)
+    else:
+        _same(map_answer(body, URL), map_catalogue(parsed))

@@ -191,3 +191,20 @@ def test_any_sequence_of_upstream_and_database_changes_plans_as_a_full_mapping(e
                 "DELETE FROM models WHERE id = :m",
             ]), m=model)
         checked_run(service)
+
+
+@pytest.mark.parametrize("value", ['{"mapping": "%s"}', '{"mapping": "%s", "entries": "[[1]]"}',
+                                   '{"mapping": "%s", "entries": "not json"}', '[1, 2]'])
+def test_an_unreadable_record_only_means_every_entry_is_mapped(engine, fake, mapped, value):
+    service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)))
+    run(service)
+    text = value % known_entries.MAPPING_CODE if "%s" in value else value
+    execute(engine, "UPDATE model_sync_control SET value = :v WHERE key = :k",
+            v=text, k=known_entries.STATE_KEY)
+    fake.entries = catalogue()[1:]
+    mapped.clear()
+    result = checked_run(service, mapped=mapped)
+    assert result.unavailable_models == 1 and len(mapped) == 39
+    mapped.clear()
+    fake.entries = catalogue()[2:]
+    assert run(service).success and mapped == []  # recorded afresh

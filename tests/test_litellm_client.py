@@ -603,3 +603,23 @@ def test_fake_stops_and_restarts_on_the_same_port():
         assert time.monotonic() - started < 1.5  # a hanging request is cut short by stop()
         server.start()
         assert requests.get(server.url + "/model/info", timeout=1).json() == {"data": []}
+
+
+@pytest.mark.parametrize("length", ["\u00b2", "10000000000000", " 12 ", "-5"])
+def test_an_odd_or_absurd_content_length_is_never_trusted_up_front(fake, client, sleeps, length):
+    def odd(h) -> None:
+        raw = h.fake.catalogue_body()
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", length)
+        h.end_headers()
+        h.wfile.write(raw)
+        h.close_connection = True
+
+    fake.default = odd
+    try:
+        entries = client.fetch_entries()
+    except (LiteLLMConnectionError, LiteLLMDataError) as exc:  # a classified error, never a crash
+        assert "LiteLLM" in str(exc)
+    else:
+        assert entries == real_entries()  # what arrived, read piece by piece
