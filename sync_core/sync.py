@@ -335,13 +335,13 @@ class SyncService:
             catalogue = map_catalogue(self.source.fetch_entries())
         else:
             body = fetch_body()
-            if is_postgres(self.engine):  # see fast_path: PostgreSQL only
-                digest = fast_path.body_digest(body)
-                if fast_path.eligible(options, expected_fingerprint) and self._unchanged(
-                        result, digest, options):
-                    return
-            if not options.force_update:  # a forced sync rewrites every row: map them all
-                with self.engine.connect() as conn:
+            with self.engine.connect() as conn:  # one connection for both records
+                if is_postgres(self.engine):  # see fast_path: PostgreSQL only
+                    digest = fast_path.body_digest(body)
+                    if fast_path.eligible(options, expected_fingerprint) and self._unchanged(
+                            conn, result, digest, options):
+                        return
+                if not options.force_update:  # a forced sync rewrites every row: map them all
                     known = known_entries.load(conn)
             # entry by entry, each parsed entry dropped once mapped (entry_split); entries
             # the last sync mapped are only recognised (known_entries)
@@ -383,10 +383,10 @@ class SyncService:
             if held is not None:
                 held.verify()  # never commit once the lock is gone: another sync may hold it
 
-    def _unchanged(self, result: SyncResult, digest: str, options: SyncOptions) -> bool:
+    def _unchanged(self, conn: sa.Connection, result: SyncResult, digest: str,
+                   options: SyncOptions) -> bool:
         """Fill the result from the last sync's record when nothing changed since (fast path)."""
-        with self.engine.connect() as conn:
-            state = fast_path.recorded(conn, digest, options)
+        state = fast_path.recorded(conn, digest, options)
         if state is None:
             return False
         result.total_models = state["entryCount"]
