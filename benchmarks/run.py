@@ -7,7 +7,10 @@ catalogue is served over HTTP on loopback by this process. Each PostgreSQL run g
 database cloned from a migrated template; each SQLite run a copy of a migrated file. Medians of
 ``--repeat`` runs, variants interleaved. Round trips are counted in one extra run per variant
 through a counting TCP proxy; "@1ms RTT" projects the time across a network with a 1 ms round
-trip as ``median + round trips × 1 ms`` (loopback round trips cost ~0.05 ms, ignored).
+trip as ``median + round trips × 1 ms`` (loopback round trips cost ~0.05 ms, ignored). The
+"first @1ms RTT" rows measure it instead: the floor, the product and the per-model loop at
+``--rtt-size`` models, each run through a proxy that delays every turn of the conversation
+(``--rtt-ms``, half each way).
 "whole process" rows time entire processes from outside, interpreter start to exit: the
 floor's process and ``litemaas-sync sync`` as an admin runs it (imports, configuration, schema
 check, the sync, its snapshot and history listeners); ``--no-process`` skips them.
@@ -145,8 +148,10 @@ class Bench:
         server: CatalogueServer,
         dbs: Databases,
         proxy: RoundTripProxy | None,
+        delaying: RoundTripProxy | None = None,
     ):
         self.opts, self.server, self.dbs, self.proxy = opts, server, dbs, proxy
+        self.delaying = delaying
         self.results: list[dict[str, Any]] = []
 
     def measure(
@@ -159,14 +164,22 @@ class Bench:
         setup_catalogue: str | None = None,
         raw_bytes: int = 0,
         process: bool = False,
+        delayed: bool = False,
     ) -> None:
         """Median of --repeat runs, plus one round-trip-counting run on PostgreSQL (``process``:
-        whole processes timed from outside, no counting)."""
+        whole processes timed from outside, no counting; ``delayed``: through the delaying
+        proxy, which counts too)."""
         runs = []
+        if delayed:
+            assert self.delaying is not None
+            self.delaying.reset()
         for _ in range(self.opts.repeat):
-            runs.append(self._once(variant, kind, catalogue, setup_catalogue, process=process))
+            runs.append(self._once(variant, kind, catalogue, setup_catalogue, process=process,
+                                   delayed=delayed))
         trips = None
-        if self.proxy is not None and kind == "pg" and not process:
+        if delayed:
+            trips = self.delaying.reset() // self.opts.repeat  # type: ignore[union-attr]
+        elif self.proxy is not None and kind == "pg" and not process:
             self.proxy.reset()
             self._once(variant, kind, catalogue, setup_catalogue, counted=True)
             trips = self.proxy.reset()
@@ -180,6 +193,7 @@ class Bench:
             "runs": [round(r["seconds"], 3) for r in runs],
             "statements": runs[-1].get("statements"),
             "round_trips": trips,
+            "measured_rtt": delayed,
             "peak_rss_mb": max(r["peak_rss_kb"] for r in runs) / 1024,
             "raw_json_mb": raw_bytes / 1e6,
             "detail": {
@@ -203,6 +217,7 @@ class Bench:
         setup_catalogue: str | None,
         counted: bool = False,
         process: bool = False,
+        delayed: bool = False,
     ) -> dict[str, Any]:
         db_url, drop = self.dbs.fresh(kind)
         try:
@@ -214,9 +229,10 @@ class Bench:
                         "base_url": self.server.base_url(setup_catalogue),
                     }
                 )
-            if counted and self.proxy is not None:
+            through = self.delaying if delayed else self.proxy if counted else None
+            if through is not None:
                 db_url = (
-                    db_url.rsplit(":", 1)[0] + f":{self.proxy.port}/" + db_url.rsplit("/", 1)[1]
+                    db_url.rsplit(":", 1)[0] + f":{through.port}/" + db_url.rsplit("/", 1)[1]
                 )
             args = {"variant": variant, "db_url": db_url,
                     "base_url": self.server.base_url(catalogue)}
@@ -250,10 +266,11 @@ def table(results: list[dict[str, Any]]) -> str:
     for r in results:
         f = floors.get(key(r))
         pm = per_model.get(key(r))
-        projected = r["seconds"] + r["round_trips"] / 1000 if r["round_trips"] is not None else None
+        projectable = r["round_trips"] is not None and not r.get("measured_rtt")
+        projected = r["seconds"] + r["round_trips"] / 1000 if projectable else None
         pm_projected = (
             pm["seconds"] + pm["round_trips"] / 1000
-            if pm and pm["round_trips"] is not None
+            if pm and pm["round_trips"] is not None and projectable
             else None
         )
         lines.append(
@@ -324,6 +341,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-round-trips", action="store_true")
     parser.add_argument("--no-process", action="store_true",
                         help="skip timing whole processes (the floor and litemaas-sync sync)")
+    parser.add_argument("--rtt-ms", type=float, default=1.0,
+                        help="round-trip time of the measured network rows (0 = skip them)")
+    parser.add_argument("--rtt-size", type=int, default=10000,
+                        help="N for the rows measured through the delaying proxy")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     opts = parser.parse_args(argv)
@@ -331,16 +352,21 @@ def main(argv: list[str] | None = None) -> None:
     kinds = [k.strip() for k in opts.db.split(",") if k.strip()]
     workdir = Path(tempfile.mkdtemp(prefix="litemaas-bench-"))
     dbs = Databases(opts.pg if "pg" in kinds else None, workdir)
-    proxy = None
+    proxy = delaying = None
     started = time.time()
+    rtt_size = opts.rtt_size if opts.rtt_ms and "pg" in kinds else 0
     try:
         dbs.setup()
+        target = psycopg.conninfo.conninfo_to_dict(opts.pg) if "pg" in kinds else {}
+        address = (target.get("host", "127.0.0.1"), int(target.get("port", 5432)))
         if "pg" in kinds and not opts.no_round_trips:
-            target = psycopg.conninfo.conninfo_to_dict(opts.pg)
-            proxy = RoundTripProxy(target.get("host", "127.0.0.1"), int(target.get("port", 5432)))
+            proxy = RoundTripProxy(*address)
+        if rtt_size:
+            delaying = RoundTripProxy(*address, rtt_s=opts.rtt_ms / 1000)
         with CatalogueServer() as server:
-            bench = Bench(opts, server, dbs, proxy)
-            for n in sorted(set(sizes) | ({opts.resync_size} if opts.resync_size else set())):
+            bench = Bench(opts, server, dbs, proxy, delaying)
+            extra = {opts.resync_size, rtt_size} - {0}
+            for n in sorted(set(sizes) | extra):
                 entries = generate_entries(n, opts.seed)
                 first = body(entries)
                 server.bodies.clear()
@@ -363,6 +389,13 @@ def main(argv: list[str] | None = None) -> None:
                     if n == opts.resync_size:
                         bench.measure(n, "re-sync 0%", "product", kind, "v0", "v0", len(first))
                         bench.measure(n, "re-sync 1%", "product", kind, "v1pct", "v0", len(first))
+                    if n == rtt_size and kind == "pg":
+                        scenario = f"first @{opts.rtt_ms:g}ms RTT"
+                        for variant in ("floor", "product") + (
+                            () if opts.no_per_model else ("per_model",)
+                        ):
+                            bench.measure(n, scenario, variant, kind, "v0", raw_bytes=len(first),
+                                          delayed=True)
             if opts.plan_size:
                 runs = [
                     run_variant({"variant": "plan", "n": opts.plan_size, "seed": opts.seed})
@@ -387,8 +420,9 @@ def main(argv: list[str] | None = None) -> None:
                     }
                 )
     finally:
-        if proxy is not None:
-            proxy.close()
+        for open_proxy in (proxy, delaying):
+            if open_proxy is not None:
+                open_proxy.close()
         dbs.close()
         shutil.rmtree(workdir, ignore_errors=True)
     print(

@@ -6,7 +6,8 @@ registered under ``<name>`` (so one server serves the first-sync and the changed
 different base URLs). It runs in the benchmark driver's process, never in the measured one.
 
 ``RoundTripProxy`` forwards TCP to PostgreSQL and counts round trips: a round trip is a turn of
-the conversation from client→server to server→client. It measures protocol round trips whatever
+the conversation from client→server to server→client; it can also delay each turn, to run a
+sync as if across a network. It measures protocol round trips whatever
 the driver does (BEGIN, COPY, pre-ping, prepared statements), which SQL-statement events cannot.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -66,10 +68,15 @@ class CatalogueServer:
 
 
 class RoundTripProxy:
-    """TCP proxy 127.0.0.1:<port> → target; ``round_trips`` counts server answers to requests."""
+    """TCP proxy 127.0.0.1:<port> → target; ``round_trips`` counts server answers to requests.
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    With ``rtt_s``, each turn of the conversation waits half of it before it is forwarded, in
+    each direction: a network whose round trip takes ``rtt_s`` (latency only, no bandwidth
+    limit: the bytes of a turn after its first chunk pass at once)."""
+
+    def __init__(self, target_host: str, target_port: int, rtt_s: float = 0.0) -> None:
         self.target = (target_host, target_port)
+        self.half_rtt = rtt_s / 2
         self.round_trips = 0
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -112,10 +119,13 @@ class RoundTripProxy:
                 if not data:
                     break
                 with self._lock:
-                    if state["last"] != direction:
+                    turned = state["last"] != direction
+                    if turned:
                         state["last"] = direction
                         if direction == "s2c":
                             self.round_trips += 1
+                if turned and self.half_rtt:
+                    time.sleep(self.half_rtt)
                 sink.sendall(data)
         except OSError:
             pass

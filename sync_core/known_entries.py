@@ -1,13 +1,18 @@
 """Entries an earlier sync mapped, recognised by their bytes: a re-sync maps only what changed.
 
 After every applied sync the service records, for each row it took from an entry of LiteLLM's
-answer: the entry's digest, the row's name and deployment id, a hash of the row's synced
-signature and its description. The next sync recognises those entries by digest while it splits
-the answer (``entry_split``) and neither parses nor maps them. Before planning, each is resolved
-against the database: when the row there still has the recorded signature, it holds exactly the
-values mapping the entry would give (with the recorded description), so it stands in for the
-mapped row; otherwise the entry is parsed and mapped after all. So an admin's edit, a restore
-or a failed sync can never make a recognised entry wrong, only slower.
+answer: the entry's digest, the row's name and deployment id, the row's synced digest and its
+description, and on PostgreSQL, for a row the sync left holding exactly those values, the row's
+version (``xmin``). The next sync recognises those entries by digest while it splits the answer
+(``entry_split``) and neither parses nor maps them. Before planning, each is resolved against
+the database. A row still at the recorded version was written by nobody since: it is planned
+from the record alone, without reading it (:class:`~sync_core.mapping.KnownRow`). Any other row
+is read: when it still has the recorded synced digest, it holds exactly the values mapping the
+entry would give (with the recorded description), so it stands in for the mapped row; otherwise
+the entry is parsed and mapped after all. So an admin's edit, a restore or a failed sync can
+never make a recognised entry wrong, only slower. (A version is a 32-bit transaction id: it
+could only come back after four billion transactions with the row written by exactly that one,
+and PostgreSQL freezes rows long before.)
 
 The record names the mapping code that made it (a hash of ``mapping.py`` and ``redact.py``):
 after an upgrade that changes the mapping rules, every entry is mapped again.
@@ -29,6 +34,8 @@ from . import mapping, redact
 from .control import control, put_control
 from .mapping import (
     SKIP_DATA_ERROR,
+    Deferred,
+    KnownRow,
     MappedCatalogue,
     ModelDataError,
     ModelRow,
@@ -36,7 +43,8 @@ from .mapping import (
     Skip,
     map_entry,
 )
-from .plan import SyncPlan, synced_digest
+from .plan import WRITING_ACTIONS, SyncOptions, SyncPlan, synced_digest
+from .store import read_current_rows, row_versions
 
 log = logging.getLogger("sync_core.known_entries")
 STATE_KEY = "sync.known_entries"
@@ -47,8 +55,7 @@ MAPPING_CODE = hashlib.sha256(
     + f"{sys.version}|{orjson.__version__}".encode()).hexdigest()[:16]
 
 
-def _recorded(digest: bytes) -> str:
-    return digest.hex()[:32]
+FORMAT = 2
 
 
 def load(conn: sa.Connection) -> dict[str, Prior]:
@@ -59,29 +66,66 @@ def load(conn: sa.Connection) -> dict[str, Prior]:
         return {}
     try:
         state = orjson.loads(row[0]) if isinstance(row[0], str | bytes) else row[0]
-        if not isinstance(state, dict) or state.get("mapping") != MAPPING_CODE:
+        if (not isinstance(state, dict) or state.get("mapping") != MAPPING_CODE
+                or state.get("format") != FORMAT):
             return {}
-        return {digest: Prior(model_id, deployment, signature, description)
-                for digest, model_id, deployment, signature, description
-                in orjson.loads(state["entries"])}
-    except (KeyError, TypeError, ValueError):  # (orjson's decode error is a ValueError)
+        return {item[0]: Prior(item[1], item[2], item[3], item[4],
+                               item[5] if len(item) > 5 else None,
+                               item[6] if len(item) > 6 else item[4])
+                for item in orjson.loads(state["entries"])}
+    except (KeyError, TypeError, ValueError, IndexError):  # (orjson's decode error: ValueError)
         log.warning("the record of known entries is unreadable; mapping every entry")
         return {}
 
 
-def resolve(catalogue: MappedCatalogue, current: Mapping[str, ModelRow]) -> MappedCatalogue:
-    """The catalogue with every recognised entry's row: the database's, when it still has the
-    recorded signature, else the entry mapped now."""
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    """The catalogue ready to plan, the database rows to plan it against, and (PostgreSQL)
+    every row's version as the sync found it."""
+
+    catalogue: MappedCatalogue
+    current: dict[str, ModelRow | KnownRow]
+    versions: dict[str, str] | None
+
+
+def resolve(conn: sa.Connection, catalogue: MappedCatalogue,
+            options: SyncOptions) -> Resolved:
+    """Read the rows the plan needs and give every recognised entry its row.
+
+    A recognised entry whose row nobody wrote since the last sync left it in step with the
+    entry (same version, PostgreSQL) is planned from the record alone (:class:`KnownRow`),
+    its row not even read, when such rows are most of the catalogue. Otherwise the row is
+    read: when it still has the recorded synced digest, it holds exactly what mapping the entry
+    would give (with the recorded description) and stands in for the mapped row; else the
+    entry is parsed and mapped after all."""
+    versions = row_versions(conn)
+    untouched: dict[str, Deferred] = {}
+    if versions is not None and options.selection.is_everything:
+        untouched = {name: d for name, d in catalogue.deferred.items()
+                     if d.prior.version is not None and versions.get(name) == d.prior.version}
+    if versions is not None and len(untouched) * 2 > len(versions):
+        current: dict[str, ModelRow | KnownRow] = dict(
+            read_current_rows(conn, only=[i for i in versions if i not in untouched]))
+    else:
+        untouched = {}
+        current = dict(read_current_rows(conn))
     if not catalogue.deferred:
-        return catalogue
-    rows = dict(catalogue.rows)
+        return Resolved(catalogue, current, versions)
+    rows: dict[str, ModelRow | KnownRow] = dict(catalogue.rows)
     skips = list(catalogue.skips)
     digests = dict(catalogue.synced_digests)
     for name, deferred in catalogue.deferred.items():
-        prior, row = deferred.prior, current.get(name)
+        prior = deferred.prior
+        if name in untouched:
+            digest = bytes.fromhex(prior.signature)
+            rows[name] = wanted = KnownRow(name, prior.description, digest)
+            current[name] = (wanted if prior.stored_description == prior.description
+                             else KnownRow(name, prior.stored_description, digest))
+            continue
+        row = current.get(name)
         if row is not None:
             digest = synced_digest(row)
-            if _recorded(digest) == prior.signature:
+            if digest.hex() == prior.signature:
                 if row.description != prior.description:
                     row = dataclasses.replace(row, description=prior.description)
                 rows[name] = row
@@ -91,26 +135,47 @@ def resolve(catalogue: MappedCatalogue, current: Mapping[str, ModelRow]) -> Mapp
             rows[name] = map_entry(orjson.loads(deferred.raw))
         except (ModelDataError, orjson.JSONDecodeError) as exc:  # it mapped last time; still
             skips.append(Skip(name, SKIP_DATA_ERROR, str(exc), prior.deployment_id))
-    return dataclasses.replace(catalogue, rows=rows, skips=tuple(skips), deferred={},
-                               synced_digests=digests)
+    resolved = dataclasses.replace(catalogue, rows=rows, skips=tuple(skips), deferred={},
+                                   synced_digests=digests)
+    return Resolved(resolved, current, versions)
 
 
-def record(conn: sa.Connection, catalogue: MappedCatalogue, plan: SyncPlan,
+def record(conn: sa.Connection, resolved: Resolved, plan: SyncPlan,
            loaded: Mapping[str, Prior]) -> None:
-    """Inside the sync's transaction: what the next sync may recognise. Written only when it
+    """Inside the sync's transaction, after its writes: what the next sync may recognise, and
+    (PostgreSQL) the version each row in step with its entry was left at. Written only when it
     differs from what this sync loaded (a re-sync with few changes rewrites one row)."""
+    catalogue, versions = resolved.catalogue, resolved.versions
+    if versions is not None:
+        written = [a.model_id for a in plan.actions
+                   if a.action in WRITING_ACTIONS and a.model_id in plan.settled]
+        if written:
+            versions = {**versions, **(row_versions(conn, only=written) or {})}
     priors: dict[str, Prior] = {}
     for name, (digest, deployment) in catalogue.entry_digests.items():
         row = catalogue.rows.get(name)
-        if row is not None:
-            priors[digest] = Prior(name, deployment, _recorded(plan.desired_digests[name]),
-                                   row.description)
+        if row is None:
+            continue
+        signature = plan.desired_digests[name].hex()
+        if versions is not None and name in plan.settled and name in versions:
+            priors[digest] = Prior(name, deployment, signature, row.description,
+                                   versions[name], plan.settled[name])
+        else:
+            priors[digest] = Prior(name, deployment, signature, row.description)
     if priors == loaded:
         return
+    items = []
+    for digest, p in priors.items():
+        item = [digest, p.model_id, p.deployment_id, p.signature, p.description]
+        if p.version is not None:
+            item.append(p.version)
+            if p.stored_description != p.description:
+                item.append(p.stored_description)
+        items.append(item)
     state = {
         "mapping": MAPPING_CODE,
+        "format": FORMAT,
         # one JSON text, not 50,000 JSON values: the database stores it without parsing it
-        "entries": orjson.dumps([[digest, p.model_id, p.deployment_id, p.signature,
-                                  p.description] for digest, p in priors.items()]).decode(),
+        "entries": orjson.dumps(items).decode(),
     }
     put_control(conn, STATE_KEY, state, "sync")

@@ -95,6 +95,23 @@ class Prior:
     deployment_id: str | None
     signature: str
     description: str | None
+    #: PostgreSQL only: the row version (``xmin``) the sync left the row at, recorded when the
+    #: row then held exactly this entry's values; and the row's description at that moment.
+    version: str | None = None
+    stored_description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KnownRow:
+    """Stands in for a ``models`` row nobody has written since the last sync left it holding
+    exactly what its (recognised, unchanged) entry maps to: the plan needs only its synced
+    digest, description and availability, so neither the entry nor the row is read. Any other
+    attribute is missing on purpose: code that needs the values must not get them from here."""
+
+    id: str
+    description: str | None
+    digest: bytes
+    availability: str = "available"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ import orjson
 
 from .mapping import (
     SYNCED_FIELDS,
+    KnownRow,
     MappedCatalogue,
     ModelDataError,
     ModelRow,
@@ -126,6 +127,9 @@ class SyncPlan:
     option_effects: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: Each desired row's :func:`synced_digest`, by model id (what ``known_entries`` records).
     desired_digests: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+    #: Models whose row, once the plan is applied, holds exactly the desired synced values and
+    #: is not due a description fill: model id → that row's description (``known_entries``).
+    settled: Mapping[str, str | None] = field(default_factory=dict, repr=False)
 
     @property
     def has_changes(self) -> bool:
@@ -157,10 +161,12 @@ class SyncPlan:
 # --- comparison and fingerprint ----------------------------------------------------------------
 
 
-def synced_digest(row: ModelRow) -> bytes:
+def synced_digest(row: ModelRow | KnownRow) -> bytes:
     """SHA-256 of every value the sync compares (``SYNCED_FIELDS``) in canonical form: equal
     digests mean nothing to write. Spelled out field by field (costs as exact decimal text)
-    because it runs for every row of every sync."""
+    because it runs for every row of every sync. A :class:`KnownRow` carries its own."""
+    if type(row) is KnownRow:
+        return row.digest
     cost_in, cost_out = row.input_cost_per_token, row.output_cost_per_token
     hasher = hashlib.sha256(orjson.dumps((
         row.id, row.name, row.provider, row.context_length,
@@ -403,6 +409,7 @@ def build_plan(
     no_policy = ModelPolicy()
     selection = options.selection
     actions: list[PlanAction] = []
+    settled: dict[str, str | None] = {}
     known = catalogue.synced_digests  # (only for rows the catalogue holds: ids stay theirs)
     digests: dict[int, bytes] = {id(row): known[id(row)] for row in catalogue.rows.values()
                                  if id(row) in known}
@@ -413,14 +420,22 @@ def build_plan(
             actions.append(_outside(existing, desired))
         elif existing is None:
             actions.append(PlanAction(model_id, INSERT, {}, None, desired, None, desired))
+            settled[model_id] = desired.description
         elif _same(existing, desired, options, digests):
             # Nothing LiteLLM has differs from the row: unchanged in every conflict mode, with
             # every policy (the common case of a re-sync, so it skips the field-by-field work).
             actions.append(PlanAction(model_id, UNCHANGED, NOTHING, None, desired, existing,
                                       existing, NOTHING, NOTHING, NOTHING))
+            settled[model_id] = existing.description
         else:
-            actions.append(_present_action(existing, desired, options,
-                                           policies.get(model_id, no_policy)))
+            action = _present_action(existing, desired, options,
+                                     policies.get(model_id, no_policy))
+            actions.append(action)
+            target = action.target
+            if (target is not None and not (target.description is None
+                                            and desired.description is not None)
+                    and synced_digest(target) == _digest_of(desired, digests)):
+                settled[model_id] = target.description
 
     rejected = catalogue.rejected_ids
     cutoff = (now - timedelta(days=options.retention_days)
@@ -471,4 +486,5 @@ def build_plan(
         warnings=tuple(warnings),
         option_effects={"force_update": forced, "mark_unavailable": marked},
         desired_digests={k: digests[id(row)] for k, row in catalogue.rows.items()},
+        settled=settled,
     )

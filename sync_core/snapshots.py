@@ -1,7 +1,10 @@
 """Snapshots of the catalogue after each sync that changed it, and restoring one.
 
 A snapshot holds, for every model available after the sync, its stored metadata — the LiteLLM
-entry it was synced from — taken from the applied plan (no re-read), gzip-compressed. Restoring is an ordinary sync whose source is the
+entry it was synced from. On PostgreSQL the database builds it from the rows themselves in one
+statement (nothing crosses the wire, and a re-sync that planned most rows without reading them
+has nothing to copy them from) and compresses it as it stores it; on SQLite it is taken from the
+applied plan and gzip-compressed. Restoring is an ordinary sync whose source is the
 snapshot instead of LiteLLM: it is planned, shown as a diff, guarded, applied in one transaction
 and audited like any other — and the next sync from LiteLLM will move the catalogue again unless
 scheduled syncs are paused.
@@ -19,6 +22,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from .db import is_postgres
 from .errors import SyncError
 from .mapping import ModelRow
 from .plan import DELETE, MARK_UNAVAILABLE, WRITING_ACTIONS, SyncPlan
@@ -54,21 +58,38 @@ def _final_rows(plan: SyncPlan) -> list[ModelRow]:
     return final
 
 
+#: The available rows' ids and metadata as one JSON text (uncompressed: the column's own
+#: compression packs it, see migration 0005).
+_PG_SNAPSHOT = sa.text(
+    "INSERT INTO model_sync_snapshots (sync_audit_id, created_at, model_count, entries) "
+    "SELECT :id, :at, count(*), convert_to(coalesce(json_agg(json_build_object("
+    "'id', id, 'metadata', metadata) ORDER BY id), '[]')::text, 'UTF8') "
+    "FROM models WHERE availability = 'available'")
+
+
+def _entries(blob: bytes) -> list[dict[str, Any]]:
+    """A snapshot's ``[{id, metadata}]``: gzip-compressed JSON (SQLite, and PostgreSQL before
+    migration 0005) or plain JSON."""
+    return orjson.loads(gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob)
+
+
 def take_snapshot(engine: Engine, result: SyncResult, keep: int = DEFAULT_KEEP) -> bool:
     """After a successful sync that changed something: store the catalogue, prune old ones."""
     changed = result.new_models + result.updated_models + result.unavailable_models
     changed += result.restored_models + result.deleted_models
     if not result.success or not result.audit_id or not changed or result.plan is None:
         return False
-    rows = _final_rows(result.plan)
-    # The stored metadata is already canonical JSON: embed it, never re-encode it.
-    payload = orjson.dumps([{"id": r.id, "metadata": orjson.Fragment(r.metadata_json)}
-                            for r in rows])
-    blob = gzip.compress(payload, compresslevel=1)
     with engine.begin() as conn:
-        conn.execute(sa.insert(snapshots).values(
-            sync_audit_id=result.audit_id, created_at=datetime.now(UTC),
-            model_count=len(rows), entries=blob))
+        if is_postgres(conn):
+            conn.execute(_PG_SNAPSHOT, {"id": result.audit_id, "at": datetime.now(UTC)})
+        else:
+            rows = _final_rows(result.plan)
+            # The stored metadata is already canonical JSON: embed it, never re-encode it.
+            payload = orjson.dumps([{"id": r.id, "metadata": orjson.Fragment(r.metadata_json)}
+                                    for r in rows])
+            conn.execute(sa.insert(snapshots).values(
+                sync_audit_id=result.audit_id, created_at=datetime.now(UTC),
+                model_count=len(rows), entries=gzip.compress(payload, compresslevel=1)))
         stale = [r[0] for r in conn.execute(
             sa.select(snapshots.c.sync_audit_id).order_by(snapshots.c.created_at.desc())
             .offset(keep))]
@@ -112,7 +133,7 @@ class SnapshotSource:
             {"model_name": item["id"],
              "litellm_params": item["metadata"].get("litellm_params") or {},
              "model_info": item["metadata"].get("litellm_model_info") or {}}
-            for item in orjson.loads(gzip.decompress(row[0]))
+            for item in _entries(bytes(row[0]))
         ]
         self.taken_at = row[1]
         self.model_info_url = f"snapshot://{sync_audit_id}"

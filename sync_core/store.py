@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeVar
 
@@ -108,18 +108,45 @@ def _metadata(text: str | bytes | None) -> tuple[dict[str, Any], bytes]:
     return value, canonical_json(value)
 
 
-def read_current_rows(conn: sa.Connection) -> dict[str, ModelRow]:
-    """Every ``models`` row as the plan compares it (one SELECT)."""
-    sql = _PG_READ if is_postgres(conn) else _SQLITE_READ
+def read_current_rows(conn: sa.Connection,
+                      only: Collection[str] | None = None) -> dict[str, ModelRow]:
+    """Every ``models`` row as the plan compares it, or the ones whose id is in ``only``
+    (one SELECT either way)."""
+    postgres = is_postgres(conn)
+    sql = _PG_READ if postgres else _SQLITE_READ
+    params: tuple[Any, ...] = ()
+    if only is not None:
+        sql += " WHERE id = ANY(%s)" if postgres else " WHERE id IN (SELECT value FROM json_each(?))"
+        params = (list(only),) if postgres else (orjson.dumps(list(only)).decode(),)
 
     def fetch(cursor: Any) -> list[tuple[Any, ...]]:
-        cursor.execute(sql)
+        cursor.execute(sql, params)
         return cursor.fetchall()
 
     rows: dict[str, ModelRow] = {}
     with gc_paused():
         _build_rows(_run(conn, sql, fetch), rows)
     return rows
+
+
+def row_versions(conn: sa.Connection,
+                 only: Collection[str] | None = None) -> dict[str, str] | None:
+    """PostgreSQL: each row's version (``xmin``: the transaction that last wrote it, so any
+    write of the row moves it), by id; all rows, or those in ``only``. None on SQLite, which
+    keeps no such version."""
+    if not is_postgres(conn):
+        return None
+    sql = "SELECT id, xmin::text FROM models"
+    params: tuple[Any, ...] = ()
+    if only is not None:
+        sql += " WHERE id = ANY(%s)"
+        params = (list(only),)
+
+    def fetch(cursor: Any) -> dict[str, str]:
+        cursor.execute(sql, params)
+        return dict(cursor.fetchall())
+
+    return _run(conn, sql, fetch)
 
 
 def _build_rows(records: list[tuple[Any, ...]], rows: dict[str, ModelRow]) -> None:

@@ -358,10 +358,8 @@ class SyncService:
         # them (bulk.gc_paused), planning and recording cost half as much (not around the
         # fetch: its retries and back-off may take a while, and other threads need the collector)
         with gc_paused(), connection as conn, conn.begin():
-            current = read_current_rows(conn)
-            catalogue = known_entries.resolve(catalogue, current)
-            plan = self._plan(conn, catalogue, options, current)
-            del current
+            resolved = known_entries.resolve(conn, catalogue, options)
+            plan = self._plan(conn, resolved.catalogue, options, resolved.current)
             result.plan = plan
             if expected_fingerprint is not None and expected_fingerprint != plan.fingerprint:
                 raise StalePlanError(
@@ -376,7 +374,7 @@ class SyncService:
             apply_plan(conn, plan)
             result.deleted_models = retention.delete_rows(
                 conn, [a.model_id for a in plan.by_action(DELETE)])
-            known_entries.record(conn, catalogue, plan, known)
+            known_entries.record(conn, resolved, plan, known)
             if digest is not None:
                 fast_path.record(conn, digest, options, plan, result.total_models,
                                  result.errors, result.error_details)

@@ -193,8 +193,10 @@ def test_any_sequence_of_upstream_and_database_changes_plans_as_a_full_mapping(e
         checked_run(service)
 
 
-@pytest.mark.parametrize("value", ['{"mapping": "%s"}', '{"mapping": "%s", "entries": "[[1]]"}',
-                                   '{"mapping": "%s", "entries": "not json"}', '[1, 2]'])
+@pytest.mark.parametrize("value", ['{"mapping": "%s", "format": 2}',
+                                   '{"mapping": "%s", "format": 2, "entries": "[[1]]"}',
+                                   '{"mapping": "%s", "format": 2, "entries": "not json"}',
+                                   '{"mapping": "%s", "format": 1, "entries": "[]"}', '[1, 2]'])
 def test_an_unreadable_record_only_means_every_entry_is_mapped(engine, fake, mapped, value):
     service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)))
     run(service)
@@ -208,3 +210,50 @@ def test_an_unreadable_record_only_means_every_entry_is_mapped(engine, fake, map
     mapped.clear()
     fake.entries = catalogue()[2:]
     assert run(service).success and mapped == []  # recorded afresh
+
+
+def reads_of_models(engine) -> list[str]:
+    """The SELECTs of the models table's rows (not their versions) the engine runs from now."""
+    seen: list[str] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def on_execute(_conn, _cursor, statement, *_args):
+        if statement.lstrip().startswith("SELECT id, name, provider"):
+            seen.append(" ".join(statement.split()))
+
+    return seen
+
+
+def test_postgresql_plans_rows_nobody_wrote_without_reading_them(pg_url, fake, mapped):
+    """After a sync, a row still at the version it left is planned from the record: a re-sync
+    with one entry changed and one row edited reads just those two rows, and plans exactly as a
+    full mapping does."""
+    from sync_core.db import create_db_engine
+    from sync_core.mapping import KnownRow
+
+    engine = create_db_engine(pg_url)
+    service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)))
+    assert run(service).new_models == 40
+    entries = catalogue()
+    entries[5]["model_info"]["input_cost_per_token"] = 9e-6
+    fake.entries = entries
+    execute(engine, "UPDATE models SET description = 'curated' WHERE id = 'm-009'")
+    reads = reads_of_models(engine)
+    mapped.clear()
+    result = run(service)
+    assert result.success and (result.updated_models, result.unchanged_models) == (1, 39)
+    assert len(reads) == 1 and reads[0].endswith("FROM models WHERE id = ANY(%s)")
+    planned = {a.model_id: a for a in result.plan.actions}
+    assert type(planned["m-001"].current) is KnownRow
+    assert type(planned["m-009"].current) is not KnownRow  # edited: read (and not remapped)
+    assert planned["m-009"].current.description == "curated"
+    assert sorted(mapped) == ["m-005"]
+    # the rows written and the row edited are recorded at their new versions: the next
+    # re-sync plans every row from the record, and the same as a full mapping
+    fake.entries = entries[:-1]
+    reads.clear()
+    mapped.clear()
+    again = checked_run(service, mapped=mapped)
+    assert again.unavailable_models == 1 and mapped == []
+    assert sum(1 for a in again.plan.actions if type(a.current) is KnownRow) == 39
+    engine.dispose()
