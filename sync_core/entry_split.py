@@ -54,6 +54,11 @@ def split_entries(body: bytes, known: Mapping[str, Prior] | None = None, *,
     not of the expected shape; entries already yielded must then be discarded."""
     known = known or {}
     digests = digests or bool(known)
+    # LiteLLM answers its entries in the same order every time: the entry expected next is
+    # the one recorded after the last recognised one, and it ends ``length`` bytes on.
+    order = list(known)
+    position = {digest: index for index, digest in enumerate(order)}
+    expected = 0
     head = _HEAD.match(body)
     if head is None:
         raise NotSplittable("the answer does not start with {\"data\": [")
@@ -65,8 +70,17 @@ def split_entries(body: bytes, known: Mapping[str, Prior] | None = None, *,
     while True:
         if body[pos:pos + 1] != b"{":
             raise NotSplittable(f"an entry at byte {pos} is not a JSON object")
+        entry: Any = None
+        if expected < len(order):  # the expected entry, found without scanning for its end
+            prior = known[order[expected]]
+            end = _END.match(body, pos + prior.length - 1) if prior.length else None
+            if end is not None:
+                raw = view[pos:end.start() + 1]
+                digest = entry_digest(raw)
+                if digest == order[expected]:
+                    entry = prior
         search = pos
-        for _ in range(MAX_ATTEMPTS):
+        for _ in range(MAX_ATTEMPTS if entry is None else 0):
             end = _END.search(body, search)
             if end is None:
                 raise NotSplittable(f"the entry at byte {pos} has no end")
@@ -83,8 +97,10 @@ def split_entries(body: bytes, known: Mapping[str, Prior] | None = None, *,
                 continue
             break
         else:
-            raise NotSplittable(f"the entry at byte {pos} did not parse")
+            if entry is None:
+                raise NotSplittable(f"the entry at byte {pos} did not parse")
         yield raw, digest, entry
+        expected = position[digest] + 1 if type(entry) is Prior else expected + 1
         if b"]" in end.group():  # the list's end, not the next entry's start
             _check_trailer(body[end.end():])
             return

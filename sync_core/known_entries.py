@@ -44,7 +44,7 @@ from .mapping import (
     map_entry,
 )
 from .plan import WRITING_ACTIONS, SyncOptions, SyncPlan, synced_digest
-from .store import read_current_rows, row_versions
+from .store import read_current_rows, row_versions, transaction_version
 
 log = logging.getLogger("sync_core.known_entries")
 STATE_KEY = "sync.known_entries"
@@ -69,9 +69,9 @@ def load(conn: sa.Connection) -> dict[str, Prior]:
         if (not isinstance(state, dict) or state.get("mapping") != MAPPING_CODE
                 or state.get("format") != FORMAT):
             return {}
-        return {item[0]: Prior(item[1], item[2], item[3], item[4],
-                               item[5] if len(item) > 5 else None,
-                               item[6] if len(item) > 6 else item[4])
+        return {item[0]: Prior(item[1], item[2], item[3], item[4], item[5],
+                               item[6] if len(item) > 6 else None,
+                               item[7] if len(item) > 7 else item[4])
                 for item in orjson.loads(state["entries"])}
     except (KeyError, TypeError, ValueError, IndexError):  # (orjson's decode error: ValueError)
         log.warning("the record of known entries is unreadable; mapping every entry")
@@ -146,27 +146,27 @@ def record(conn: sa.Connection, resolved: Resolved, plan: SyncPlan,
     (PostgreSQL) the version each row in step with its entry was left at. Written only when it
     differs from what this sync loaded (a re-sync with few changes rewrites one row)."""
     catalogue, versions = resolved.catalogue, resolved.versions
-    if versions is not None:
-        written = [a.model_id for a in plan.actions
-                   if a.action in WRITING_ACTIONS and a.model_id in plan.settled]
-        if written:
-            versions = {**versions, **(row_versions(conn, only=written) or {})}
+    if versions is not None and plan.has_changes:
+        # (were a row written under another version, the next sync would read it: no harm)
+        ours = transaction_version(conn)
+        versions = {**versions, **{a.model_id: ours for a in plan.actions
+                                   if a.action in WRITING_ACTIONS}}
     priors: dict[str, Prior] = {}
-    for name, (digest, deployment) in catalogue.entry_digests.items():
+    for name, (digest, deployment, length) in catalogue.entry_digests.items():
         row = catalogue.rows.get(name)
         if row is None:
             continue
         signature = plan.desired_digests[name].hex()
         if versions is not None and name in plan.settled and name in versions:
-            priors[digest] = Prior(name, deployment, signature, row.description,
+            priors[digest] = Prior(name, deployment, signature, row.description, length,
                                    versions[name], plan.settled[name])
         else:
-            priors[digest] = Prior(name, deployment, signature, row.description)
+            priors[digest] = Prior(name, deployment, signature, row.description, length)
     if priors == loaded:
         return
     items = []
     for digest, p in priors.items():
-        item = [digest, p.model_id, p.deployment_id, p.signature, p.description]
+        item = [digest, p.model_id, p.deployment_id, p.signature, p.description, p.length]
         if p.version is not None:
             item.append(p.version)
             if p.stored_description != p.description:

@@ -85,8 +85,8 @@ class Skip:
     deployment_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Prior:
+@dataclass(slots=True)  # (not frozen: a frozen dataclass takes 4× as long to make, and a
+class Prior:             # re-sync makes one per entry)
     """What an earlier sync mapped an entry with these exact bytes to (``known_entries``): the
     row's name, deployment, synced-signature hash and description. Its row is taken from the
     database when that row still has this signature, instead of parsing and mapping the entry."""
@@ -95,6 +95,8 @@ class Prior:
     deployment_id: str | None
     signature: str
     description: str | None
+    #: The entry's length in bytes: where to look for the end of the entry expected next.
+    length: int = 0
     #: PostgreSQL only: the row version (``xmin``) the sync left the row at, recorded when the
     #: row then held exactly this entry's values; and the row's description at that moment.
     version: str | None = None
@@ -114,7 +116,7 @@ class KnownRow:
     availability: str = "available"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # (not frozen, as Prior)
 class Deferred:
     """A chosen entry recognised from an earlier sync, with its bytes in case it must be mapped
     after all (its database row changed since)."""
@@ -129,14 +131,14 @@ class MappedCatalogue:
 
     ``deferred`` rows are recognised entries still to be resolved against the database
     (``known_entries.resolve``) before a plan is built; ``entry_digests`` gives each row's entry
-    digest and deployment id, for recording what this sync mapped; ``synced_digests`` (by
+    digest, deployment id and length in bytes, for recording what this sync mapped; ``synced_digests`` (by
     ``id(row)``) are row digests the resolution computed, which the plan reuses."""
 
     rows: Mapping[str, ModelRow]
     skips: tuple[Skip, ...]
     entry_count: int
     deferred: Mapping[str, Deferred] = field(default_factory=dict)
-    entry_digests: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
+    entry_digests: Mapping[str, tuple[str, str | None, int]] = field(default_factory=dict)
     synced_digests: Mapping[int, bytes] = field(default_factory=dict, repr=False)
 
     @property
@@ -379,11 +381,14 @@ def _wildcard_expansions(candidates: Iterable[_Candidate]) -> frozenset[str]:
     deployment's ``model_info.id``. A configured deployment has one id per name, so an id shared
     by several names marks such an expansion.
     """
-    names_by_id: dict[str, set[str]] = {}
+    first_name: dict[str, str] = {}
+    shared: set[str] = set()
     for candidate in candidates:
-        if candidate.deployment_id is not None:
-            names_by_id.setdefault(candidate.deployment_id, set()).add(candidate.name)
-    return frozenset(d for d, names in names_by_id.items() if len(names) > 1)
+        deployment = candidate.deployment_id
+        if deployment is not None and first_name.setdefault(deployment, candidate.name) != \
+                candidate.name:
+            shared.add(deployment)
+    return frozenset(shared)
 
 
 def map_catalogue(entries: Iterable[Any]) -> MappedCatalogue:
@@ -424,13 +429,13 @@ def map_entries_with_sources(items: Iterable[tuple[Any, str | None, Any]]) -> Ma
     expanded = _wildcard_expansions(candidates)
     groups: dict[str, list[_Candidate]] = {}
     for candidate in candidates:
-        label = _label(candidate.name)
         if "*" in candidate.name:
             rejected.append((candidate.index, Skip(
-                label, SKIP_WILDCARD, "wildcard route, not a model", candidate.deployment_id)))
-        elif candidate.deployment_id in expanded:
+                _label(candidate.name), SKIP_WILDCARD, "wildcard route, not a model",
+                candidate.deployment_id)))
+        elif expanded and candidate.deployment_id in expanded:
             rejected.append((candidate.index, Skip(
-                label, SKIP_WILDCARD,
+                _label(candidate.name), SKIP_WILDCARD,
                 "expanded by LiteLLM from a wildcard route; not a configured model",
                 candidate.deployment_id)))
         else:
@@ -439,14 +444,15 @@ def map_entries_with_sources(items: Iterable[tuple[Any, str | None, Any]]) -> Ma
 
     rows: dict[str, ModelRow] = {}
     deferred: dict[str, Deferred] = {}
-    entry_digests: dict[str, tuple[str, str | None]] = {}
+    entry_digests: dict[str, tuple[str, str | None, int]] = {}
     for name, deployments in groups.items():
         if len(deployments) > 1:
             deployments = sorted(deployments, key=_Candidate.order)
-        chosen = next((c for c in deployments if not isinstance(c.outcome, str)), None)
-        label = _label(name)
+            chosen = next((c for c in deployments if not isinstance(c.outcome, str)), None)
+        else:  # (the common case, spelled out: it runs once per model)
+            chosen = None if isinstance(deployments[0].outcome, str) else deployments[0]
         if chosen is None:
-            skips.append(Skip(label, SKIP_DATA_ERROR, str(deployments[0].outcome),
+            skips.append(Skip(_label(name), SKIP_DATA_ERROR, str(deployments[0].outcome),
                               deployments[0].deployment_id))
             continue
         if isinstance(chosen.outcome, Deferred):
@@ -454,12 +460,12 @@ def map_entries_with_sources(items: Iterable[tuple[Any, str | None, Any]]) -> Ma
         else:
             rows[name] = chosen.outcome
         if chosen.digest is not None:
-            entry_digests[name] = (chosen.digest, chosen.deployment_id)
-        for candidate in deployments:
+            entry_digests[name] = (chosen.digest, chosen.deployment_id, len(chosen.source))
+        for candidate in deployments if len(deployments) > 1 else ():
             if candidate is not chosen:
                 skips.append(
                     Skip(
-                        label,
+                        _label(name),
                         SKIP_DUPLICATE,
                         f"{len(deployments)} deployments share this model_name; "
                         f"kept deployment {chosen.deployment_id}",

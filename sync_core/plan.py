@@ -206,11 +206,15 @@ def fingerprint(
     ``digests`` (by ``id(row)``) holds the synced digests already computed, and gets the rest."""
     known = {} if digests is None else digests
 
-    def signature(row: ModelRow) -> bytes:  # the synced values and the admin-owned description
-        return _digest_of(row, known) + orjson.dumps(row.description)
+    def signatures(rows: Mapping[str, ModelRow | KnownRow]) -> list[bytes]:
+        """The rows' synced values (fixed-size digests, which include the id) and their
+        admin-owned descriptions, in id order: two parts, not two per row."""
+        ordered = [rows[k] for k in sorted(rows)]
+        return [b"".join([_digest_of(row, known) for row in ordered]),
+                orjson.dumps([row.description for row in ordered])]
 
     catalogue_part = _digest(
-        [signature(catalogue.rows[k]) for k in sorted(catalogue.rows)]
+        signatures(catalogue.rows)
         + [
             orjson.dumps([s.model_id, s.kind, s.reason, s.deployment_id])
             for s in sorted(
@@ -218,7 +222,7 @@ def fingerprint(
             )
         ]
     )
-    database_part = _digest([signature(current[k]) for k in sorted(current)])
+    database_part = _digest(signatures(current))
     options_part = orjson.dumps([options.as_dict(), extra], option=orjson.OPT_SORT_KEYS)
     return _digest([catalogue_part.encode(), database_part.encode(), options_part])
 
@@ -355,6 +359,14 @@ def _same(current: ModelRow, desired: ModelRow, options: SyncOptions,
     return _digest_of(current, digests) == _digest_of(desired, digests)
 
 
+def _known_same(current: KnownRow, desired: KnownRow, options: SyncOptions,
+                digests: dict[int, bytes]) -> bool:
+    """:func:`_same` for two known rows, which carry their digests."""
+    digests[id(current)], digests[id(desired)] = current.digest, desired.digest
+    return not options.force_update and current.digest == desired.digest and not (
+        current.description is None and desired.description is not None)
+
+
 def _absent_action(
     row: ModelRow,
     options: SyncOptions,
@@ -421,6 +433,13 @@ def build_plan(
         elif existing is None:
             actions.append(PlanAction(model_id, INSERT, {}, None, desired, None, desired))
             settled[model_id] = desired.description
+        elif (type(existing) is KnownRow and type(desired) is KnownRow
+              and _known_same(existing, desired, options, digests)):
+            # Rows nobody wrote since the last sync left them in step with their unchanged
+            # entries (known_entries): most of a re-sync, decided from their recorded digests.
+            actions.append(PlanAction(model_id, UNCHANGED, NOTHING, None, desired, existing,
+                                      existing, NOTHING, NOTHING, NOTHING))
+            settled[model_id] = existing.description
         elif _same(existing, desired, options, digests):
             # Nothing LiteLLM has differs from the row: unchanged in every conflict mode, with
             # every policy (the common case of a re-sync, so it skips the field-by-field work).

@@ -129,24 +129,24 @@ def read_current_rows(conn: sa.Connection,
     return rows
 
 
-def row_versions(conn: sa.Connection,
-                 only: Collection[str] | None = None) -> dict[str, str] | None:
+def row_versions(conn: sa.Connection) -> dict[str, str] | None:
     """PostgreSQL: each row's version (``xmin``: the transaction that last wrote it, so any
-    write of the row moves it), by id; all rows, or those in ``only``. None on SQLite, which
-    keeps no such version."""
+    write of the row moves it), by id. None on SQLite, which keeps no such version."""
     if not is_postgres(conn):
         return None
     sql = "SELECT id, xmin::text FROM models"
-    params: tuple[Any, ...] = ()
-    if only is not None:
-        sql += " WHERE id = ANY(%s)"
-        params = (list(only),)
 
     def fetch(cursor: Any) -> dict[str, str]:
-        cursor.execute(sql, params)
+        cursor.execute(sql)
         return dict(cursor.fetchall())
 
     return _run(conn, sql, fetch)
+
+
+def transaction_version(conn: sa.Connection) -> str:
+    """PostgreSQL: the version (``xmin``) of the rows this transaction writes: its own id,
+    which no other transaction can give a row."""
+    return str(conn.execute(sa.text("SELECT txid_current() % 4294967296")).scalar_one())
 
 
 def _build_rows(records: list[tuple[Any, ...]], rows: dict[str, ModelRow]) -> None:

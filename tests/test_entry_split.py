@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sync_core.entry_split import NotSplittable, map_answer, split_entries
 from sync_core.errors import LiteLLMDataError
 from sync_core.litellm import parse_catalogue
-from sync_core.mapping import map_catalogue
+from sync_core.mapping import Prior, map_catalogue
 
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / \
     "litellm-1.108.7-model_info.json"
@@ -165,3 +165,49 @@ def test_the_client_and_a_sync_accept_the_same_answers():
             map_answer(body, URL)
     else:
         _same(map_answer(body, URL), map_catalogue(parsed))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    earlier=st.lists(st.dictionaries(_text, _json, max_size=4), max_size=6),
+    edits=st.lists(st.tuples(st.sampled_from(["change", "insert", "drop", "swap"]),
+                             st.integers(0, 7), st.dictionaries(_text, _json, max_size=3)),
+                   max_size=4),
+    indent=st.booleans(),
+)
+def test_recognised_entries_split_exactly_as_if_none_were_known(earlier, edits, indent):
+    """Entries an earlier answer had are found by their recorded length, in any later answer
+    (entries changed, added, dropped, reordered): the same bytes and digests as a plain split,
+    and each recognised entry is the earlier one's record."""
+    option = orjson.OPT_INDENT_2 if indent else 0
+    known = {digest: Prior(f"m{index}", None, "signature", None, len(raw))
+             for index, (raw, digest, _) in enumerate(split_entries(
+                 orjson.dumps({"data": earlier}, option=option)))}
+    later = list(earlier)
+    for kind, at, value in edits:
+        at = at % (len(later) + 1)
+        if kind == "insert" or not later:
+            later.insert(at, value)
+        elif kind == "change":
+            later[at % len(later)] = {**later[at % len(later)], **value}
+        elif kind == "drop":
+            later.pop(at % len(later))
+        else:
+            later.insert(0, later.pop(at % len(later)))
+    body = orjson.dumps({"data": later}, option=option)
+    plain = list(split_entries(body))
+    fast = list(split_entries(body, known))
+    assert [(bytes(raw), digest) for raw, digest, _ in fast] == \
+        [(bytes(raw), digest) for raw, digest, _ in plain]
+    for (_, digest, entry), (_, _, parsed) in zip(fast, plain, strict=True):
+        assert entry is known[digest] if digest in known else entry == parsed
+
+
+def test_an_entry_of_the_recorded_length_but_other_bytes_is_parsed():
+    first = b'{"data":[{"model_name":"a","p":1},{"model_name":"b","p":2}]}'
+    known = {digest: Prior(entry["model_name"], None, "s", None, len(raw))
+             for raw, digest, entry in split_entries(first)}
+    body = b'{"data":[{"model_name":"a","p":3},{"model_name":"b","p":2}]}'  # same lengths
+    found = [entry for _, _, entry in split_entries(body, known)]
+    assert found[0] == {"model_name": "a", "p": 3}
+    assert type(found[1]) is Prior and found[1].model_id == "b"
