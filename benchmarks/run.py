@@ -10,7 +10,8 @@ through a counting TCP proxy; "@1ms RTT" projects the time across a network with
 trip as ``median + round trips × 1 ms`` (loopback round trips cost ~0.05 ms, ignored). The
 "first @1ms RTT" rows measure it instead: the floor, the product and the per-model loop at
 ``--rtt-size`` models, each run through a proxy that delays every turn of the conversation
-(``--rtt-ms``, half each way).
+(``--rtt-ms``, half each way). "DB phase" is the part of a run after the catalogue is mapped
+(the floor: after its rows are built), the part the per-model loop does differently.
 "whole process" rows time entire processes from outside, interpreter start to exit: the
 floor's process and ``litemaas-sync sync`` as an admin runs it (imports, configuration, schema
 check, the sync, its snapshot and history listeners); ``--no-process`` skips them.
@@ -28,6 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +160,7 @@ class Bench:
         self,
         n: int,
         scenario: str,
-        variant: str,
+        variants: Sequence[str],
         kind: str,
         catalogue: str,
         setup_catalogue: str | None = None,
@@ -166,24 +168,35 @@ class Bench:
         process: bool = False,
         delayed: bool = False,
     ) -> None:
-        """Median of --repeat runs, plus one round-trip-counting run on PostgreSQL (``process``:
-        whole processes timed from outside, no counting; ``delayed``: through the delaying
-        proxy, which counts too)."""
-        runs = []
-        if delayed:
-            assert self.delaying is not None
-            self.delaying.reset()
+        """Medians of --repeat runs of each variant, the variants interleaved run by run (a
+        shared machine's speed drifts: each variant sees the same drift), plus one
+        round-trip-counting run per variant on PostgreSQL (``process``: whole processes timed
+        from outside, no counting; ``delayed``: every run through the delaying proxy, which
+        counts too)."""
+        runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+        trips: dict[str, int | None] = dict.fromkeys(variants)
         for _ in range(self.opts.repeat):
-            runs.append(self._once(variant, kind, catalogue, setup_catalogue, process=process,
-                                   delayed=delayed))
-        trips = None
-        if delayed:
-            trips = self.delaying.reset() // self.opts.repeat  # type: ignore[union-attr]
-        elif self.proxy is not None and kind == "pg" and not process:
-            self.proxy.reset()
-            self._once(variant, kind, catalogue, setup_catalogue, counted=True)
-            trips = self.proxy.reset()
+            for variant in variants:
+                if delayed:
+                    self.delaying.reset()  # type: ignore[union-attr]
+                runs[variant].append(self._once(variant, kind, catalogue, setup_catalogue,
+                                                process=process, delayed=delayed))
+                if delayed:
+                    trips[variant] = self.delaying.reset()  # type: ignore[union-attr]
+        if self.proxy is not None and kind == "pg" and not process and not delayed:
+            for variant in variants:
+                self.proxy.reset()
+                self._once(variant, kind, catalogue, setup_catalogue, counted=True)
+                trips[variant] = self.proxy.reset()
+        for variant in variants:
+            self._record(n, scenario, variant, kind, runs[variant], trips[variant], raw_bytes,
+                         delayed)
+
+    def _record(self, n: int, scenario: str, variant: str, kind: str,
+                runs: list[dict[str, Any]], trips: int | None, raw_bytes: int,
+                delayed: bool) -> None:
         seconds = statistics.median(r["seconds"] for r in runs)
+        database = [r["db_seconds"] for r in runs if r.get("db_seconds") is not None]
         row = {
             "n": n,
             "scenario": scenario,
@@ -191,6 +204,7 @@ class Bench:
             "db": kind,
             "seconds": seconds,
             "runs": [round(r["seconds"], 3) for r in runs],
+            "db_seconds": statistics.median(database) if database else None,
             "statements": runs[-1].get("statements"),
             "round_trips": trips,
             "measured_rtt": delayed,
@@ -255,6 +269,8 @@ def table(results: list[dict[str, Any]]) -> str:
         "median s",
         "× floor",
         "per-model ÷",
+        "DB phase s",
+        "per-model DB ÷",
         "stmts",
         "round trips",
         "@1ms RTT s",
@@ -282,6 +298,9 @@ def table(results: list[dict[str, Any]]) -> str:
                 f"{r['seconds']:.3f}",
                 f"{r['seconds'] / f:.2f}" if f else "",
                 f"{pm['seconds'] / r['seconds']:.1f}×" if pm else "",
+                "" if r.get("db_seconds") is None else f"{r['db_seconds']:.3f}",
+                f"{pm['db_seconds'] / r['db_seconds']:.1f}×"
+                if pm and pm.get("db_seconds") and r.get("db_seconds") else "",
                 "" if r["statements"] is None else str(r["statements"]),
                 "" if r["round_trips"] is None else str(r["round_trips"]),
                 f"{projected:.2f}" if projected is not None else "",
@@ -376,26 +395,22 @@ def main(argv: list[str] | None = None) -> None:
                     server.bodies["v1pct"] = body(entries)
                 del entries
                 for kind in kinds:
+                    first_sync = ("floor", "product") + (
+                        () if opts.no_per_model else ("per_model",))
                     if n in sizes:
-                        for variant in ("floor", "product") + (
-                            () if opts.no_per_model else ("per_model",)
-                        ):
-                            bench.measure(
-                                n, "first sync", variant, kind, "v0", raw_bytes=len(first)
-                            )
-                        for variant in () if opts.no_process else ("floor", "cli"):
-                            bench.measure(n, "whole process", variant, kind, "v0",
+                        bench.measure(n, "first sync", first_sync, kind, "v0",
+                                      raw_bytes=len(first))
+                        if not opts.no_process:
+                            bench.measure(n, "whole process", ("floor", "cli"), kind, "v0",
                                           raw_bytes=len(first), process=True)
                     if n == opts.resync_size:
-                        bench.measure(n, "re-sync 0%", "product", kind, "v0", "v0", len(first))
-                        bench.measure(n, "re-sync 1%", "product", kind, "v1pct", "v0", len(first))
+                        bench.measure(n, "re-sync 0%", ("product",), kind, "v0", "v0",
+                                      len(first))
+                        bench.measure(n, "re-sync 1%", ("product",), kind, "v1pct", "v0",
+                                      len(first))
                     if n == rtt_size and kind == "pg":
-                        scenario = f"first @{opts.rtt_ms:g}ms RTT"
-                        for variant in ("floor", "product") + (
-                            () if opts.no_per_model else ("per_model",)
-                        ):
-                            bench.measure(n, scenario, variant, kind, "v0", raw_bytes=len(first),
-                                          delayed=True)
+                        bench.measure(n, f"first @{opts.rtt_ms:g}ms RTT", first_sync, kind, "v0",
+                                      raw_bytes=len(first), delayed=True)
             if opts.plan_size:
                 runs = [
                     run_variant({"variant": "plan", "n": opts.plan_size, "seed": opts.seed})

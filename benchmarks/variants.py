@@ -54,21 +54,34 @@ def _count_statements(engine: Any) -> list[int]:
 
 def product(args: dict[str, Any]) -> dict[str, Any]:
     """The real SyncService with the real LiteLLMClient over HTTP, as ``litemaas-sync sync``."""
+    from sync_core import sync as sync_module
     from sync_core.access import SYSTEM
     from sync_core.db import create_db_engine
     from sync_core.litellm import LiteLLMClient
     from sync_core.sync import SyncService
 
+    mapped_at: list[float] = []
+    real_map_answer = sync_module.map_answer
+
+    def map_answer(*call: Any) -> Any:  # the end of the mapping: the database phase follows
+        try:
+            return real_map_answer(*call)
+        finally:
+            mapped_at.append(time.perf_counter())
+
+    sync_module.map_answer = map_answer
     started = time.perf_counter()
     engine = create_db_engine(args["db_url"])
     counter = _count_statements(engine)
     service = SyncService(engine, LiteLLMClient(args["base_url"], timeout=600))
     result = service.run(service.options(), trigger="cli", actor=SYSTEM)
-    seconds = time.perf_counter() - started
+    ended = time.perf_counter()
+    seconds = ended - started
     if not result.success:
         raise SystemExit(f"sync failed: {result.error_message}")
     return {
         "seconds": seconds,
+        "db_seconds": ended - mapped_at[0] if mapped_at else None,
         "statements": counter[0],
         "new": result.new_models,
         "updated": result.updated_models,
@@ -168,6 +181,7 @@ def floor(args: dict[str, Any]) -> dict[str, Any]:
     sqlite = args["db_url"].startswith("sqlite")
     rows = _lean_rows(entries, sqlite=sqlite)
     del entries
+    mapped_at = time.perf_counter()
     columns = ", ".join(MODEL_COLUMNS)
     if sqlite:
         import sqlite3
@@ -192,7 +206,9 @@ def floor(args: dict[str, Any]) -> dict[str, Any]:
             for row in rows:
                 copy.write_row(row)
         statements = 2  # COPY, COMMIT (psycopg sends BEGIN with it)
-    return {"seconds": time.perf_counter() - started, "statements": statements, "new": len(rows)}
+    ended = time.perf_counter()
+    return {"seconds": ended - started, "db_seconds": ended - mapped_at,
+            "statements": statements, "new": len(rows)}
 
 
 # --- the per-model baseline: the reference implementation's loop --------------------------------
@@ -210,6 +226,7 @@ def per_model(args: dict[str, Any]) -> dict[str, Any]:
     engine = create_db_engine(args["db_url"])
     counter = _count_statements(engine)
     catalogue = map_catalogue(LiteLLMClient(args["base_url"], timeout=600).fetch_entries())
+    mapped_at = time.perf_counter()
     postgres = is_postgres(engine)
     meta = "CAST(:metadata AS jsonb)" if postgres else ":metadata"
     names = ", ".join(MODEL_COLUMNS)
@@ -243,8 +260,10 @@ def per_model(args: dict[str, Any]) -> dict[str, Any]:
             else:
                 conn.execute(update, params)
                 updated += 1
+    ended = time.perf_counter()
     return {
-        "seconds": time.perf_counter() - started,
+        "seconds": ended - started,
+        "db_seconds": ended - mapped_at,
         "statements": counter[0],
         "new": inserted,
         "updated": updated,

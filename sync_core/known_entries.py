@@ -14,8 +14,11 @@ never make a recognised entry wrong, only slower. (A version is a 32-bit transac
 could only come back after four billion transactions with the row written by exactly that one,
 and PostgreSQL freezes rows long before.)
 
-The record names the mapping code that made it (a hash of ``mapping.py`` and ``redact.py``):
-after an upgrade that changes the mapping rules, every entry is mapped again.
+The record names the code that made it (a hash of ``mapping.py``, ``redact.py``, ``plan.py``
+and ``store.py``: the mapping rules, the synced digest and how rows are read back): after an
+upgrade that changes any of them, every entry is mapped again. A reviewed plan is applied
+without trusting versions (``resolve(trust_versions=False)``), so it is checked against
+exactly the rows a preview reads.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from pathlib import Path
 import orjson
 import sqlalchemy as sa
 
-from . import mapping, redact
+from . import mapping, redact, store
+from . import plan as planning
 from .control import control, put_control
 from .mapping import (
     SKIP_DATA_ERROR,
@@ -51,7 +55,7 @@ STATE_KEY = "sync.known_entries"
 #: The mapping rules the record was made with: our code and what it leans on (Python's
 #: Decimal and URL parsing, orjson's number formatting).
 MAPPING_CODE = hashlib.sha256(
-    b"".join(Path(m.__file__).read_bytes() for m in (mapping, redact))
+    b"".join(Path(m.__file__).read_bytes() for m in (mapping, redact, planning, store))
     + f"{sys.version}|{orjson.__version__}".encode()).hexdigest()[:16]
 
 
@@ -88,8 +92,8 @@ class Resolved:
     versions: dict[str, str] | None
 
 
-def resolve(conn: sa.Connection, catalogue: MappedCatalogue,
-            options: SyncOptions) -> Resolved:
+def resolve(conn: sa.Connection, catalogue: MappedCatalogue, options: SyncOptions, *,
+            trust_versions: bool = True) -> Resolved:
     """Read the rows the plan needs and give every recognised entry its row.
 
     A recognised entry whose row nobody wrote since the last sync left it in step with the
@@ -97,12 +101,17 @@ def resolve(conn: sa.Connection, catalogue: MappedCatalogue,
     its row not even read, when such rows are most of the catalogue. Otherwise the row is
     read: when it still has the recorded synced digest, it holds exactly what mapping the entry
     would give (with the recorded description) and stands in for the mapped row; else the
-    entry is parsed and mapped after all."""
+    entry is parsed and mapped after all. ``trust_versions=False`` reads every row (a reviewed
+    plan is checked against exactly what a preview reads)."""
     versions = row_versions(conn)
     untouched: dict[str, Deferred] = {}
-    if versions is not None and options.selection.is_everything:
+    if (versions is not None and trust_versions and options.selection.is_everything
+            and not options.force_update):
         untouched = {name: d for name, d in catalogue.deferred.items()
-                     if d.prior.version is not None and versions.get(name) == d.prior.version}
+                     if d.prior.version is not None and versions.get(name) == d.prior.version
+                     # (never recorded so: such a row is due a description fill, so read it)
+                     and not (d.prior.stored_description is None
+                              and d.prior.description is not None)}
     if versions is not None and len(untouched) * 2 > len(versions):
         current: dict[str, ModelRow | KnownRow] = dict(
             read_current_rows(conn, only=[i for i in versions if i not in untouched]))

@@ -176,7 +176,7 @@ def parse_cost(value: Any, field_name: str) -> Decimal | None:
     if type(value) is float and 0.0 <= value < 100.0:  # JSON's usual price, judged as a float
         quantized = Decimal(repr(value)).quantize(COST_QUANTUM, rounding=ROUND_HALF_UP)
         if quantized < COST_LIMIT:
-            return quantized
+            return quantized.copy_abs()  # (-0.0: the database keeps no sign on zero)
         raise ModelDataError(f"{field_name}={value} overflows DECIMAL(12,10) (must be below 100)")
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise ModelDataError(f"{field_name} must be a number, got {type(value).__name__}")
@@ -195,7 +195,7 @@ def parse_cost(value: Any, field_name: str) -> Decimal | None:
     )
     if quantized is None or quantized >= COST_LIMIT:
         raise ModelDataError(f"{field_name}={value} overflows DECIMAL(12,10) (must be below 100)")
-    return quantized
+    return quantized.copy_abs()  # (never negative: only "-0" has a sign here)
 
 
 def parse_context_length(value: Any, field_name: str) -> int | None:

@@ -7,6 +7,7 @@ passes through :func:`clean_metadata` first.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -79,6 +80,20 @@ def _clean_text(value: str) -> str:
     return strip_url_secrets(value) if "://" in value and ("@" in value or "?" in value) else value
 
 
+def as_jsonb_gives_back(value: float) -> float | int:
+    """A float as PostgreSQL's JSONB stores it and orjson reads it back: no -0.0, and from
+    1e16 on (where orjson writes ``1e+16``) JSONB prints the integer, read back as an int while
+    it fits in 64 bits. Stored metadata must read back as it was mapped, or every sync would
+    rewrite the row (and a re-sync could not trust what it wrote)."""
+    if value == 0.0:
+        return 0.0
+    if (value >= 1e16 or value <= -1e16) and math.isfinite(value):
+        whole = int(value)  # (every float this large is a whole number)
+        if -(2**63) <= whole < 2**64:
+            return whole
+    return value
+
+
 def clean_metadata(value: Any) -> Any:
     """Drop null-valued keys and credentials, recursively; strip secrets from URLs.
 
@@ -101,8 +116,8 @@ def clean_metadata(value: Any) -> Any:
                 continue
             if item_kind is str:
                 cleaned[name] = _clean_text(item)
-            elif item_kind is float and item == 0.0:
-                cleaned[name] = 0.0  # JSONB has no -0.0: keeping it would rewrite every sync
+            elif item_kind is float and (item == 0.0 or item >= 1e16 or item <= -1e16):
+                cleaned[name] = as_jsonb_gives_back(item)
             elif item_kind in _SCALARS:
                 cleaned[name] = item
             else:
@@ -115,8 +130,8 @@ def clean_metadata(value: Any) -> Any:
         ]
     if kind is str:
         return _clean_text(value)
-    if kind is float and value == 0.0:
-        return 0.0
+    if kind is float and (value == 0.0 or value >= 1e16 or value <= -1e16):
+        return as_jsonb_gives_back(value)
     if isinstance(value, Mapping):  # not from JSON, but accept any mapping
         return clean_metadata(dict(value))
     return value

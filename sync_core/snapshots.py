@@ -3,8 +3,9 @@
 A snapshot holds, for every model available after the sync, its stored metadata — the LiteLLM
 entry it was synced from. On PostgreSQL the database builds it from the rows themselves in one
 statement (nothing crosses the wire, and a re-sync that planned most rows without reading them
-has nothing to copy them from) and compresses it as it stores it; on SQLite it is taken from the
-applied plan and gzip-compressed. Restoring is an ordinary sync whose source is the
+has nothing to copy them from) and compresses it as it stores it: it is the catalogue as it
+stands right after the sync committed (an edit made in that instant would be in it); on SQLite
+it is taken from the applied plan and gzip-compressed. Restoring is an ordinary sync whose source is the
 snapshot instead of LiteLLM: it is planned, shown as a diff, guarded, applied in one transaction
 and audited like any other — and the next sync from LiteLLM will move the catalogue again unless
 scheduled syncs are paused.
@@ -62,9 +63,11 @@ def _final_rows(plan: SyncPlan) -> list[ModelRow]:
 #: compression packs it, see migration 0005).
 _PG_SNAPSHOT = sa.text(
     "INSERT INTO model_sync_snapshots (sync_audit_id, created_at, model_count, entries) "
-    "SELECT :id, :at, count(*), convert_to(coalesce(json_agg(json_build_object("
-    "'id', id, 'metadata', metadata) ORDER BY id), '[]')::text, 'UTF8') "
-    "FROM models WHERE availability = 'available'")
+    "SELECT :id, :at, count(*), convert_to(coalesce(json_agg(json_build_object('id', id, "
+    "'metadata', CASE WHEN metadata IS NULL THEN '{}'::jsonb "  # (as store.read_current_rows
+    "WHEN jsonb_typeof(metadata) = 'object' THEN metadata "  # sees odd metadata)
+    "ELSE jsonb_build_object('value', metadata) END) ORDER BY id), '[]')::text, 'UTF8') "
+    "FROM models WHERE coalesce(availability, 'available') = 'available'")
 
 
 def _entries(blob: bytes) -> list[dict[str, Any]]:

@@ -358,7 +358,8 @@ class SyncService:
         # them (bulk.gc_paused), planning and recording cost half as much (not around the
         # fetch: its retries and back-off may take a while, and other threads need the collector)
         with gc_paused(), connection as conn, conn.begin():
-            resolved = known_entries.resolve(conn, catalogue, options)
+            resolved = known_entries.resolve(conn, catalogue, options,
+                                             trust_versions=expected_fingerprint is None)
             plan = self._plan(conn, resolved.catalogue, options, resolved.current)
             result.plan = plan
             if expected_fingerprint is not None and expected_fingerprint != plan.fingerprint:

@@ -53,16 +53,21 @@ def run(service, **kwargs):
 
 
 def checked_run(service, options=None, mapped=None):
-    """A sync that must apply exactly the plan a full mapping of the catalogue gives: the
-    reviewed fingerprint is checked against the sync's own plan (StalePlanError otherwise).
-    ``mapped`` is cleared after the full mapping, to count only the sync's."""
+    """A sync that must apply exactly the plan a full mapping of the catalogue and a full read
+    of the rows give (a preview's, same fingerprint). ``mapped`` is cleared after the full
+    mapping, to count only the sync's. (Not given as a reviewed fingerprint: a reviewed sync
+    reads every row, and this is to check the one that does not.)"""
     options = options or SyncOptions()
     expected = service.preview(options, fresh=True)
     if mapped is not None:
         mapped.clear()
-    result = run(service, options=options, expected_fingerprint=expected.fingerprint)
+    result = run(service, options=options)
     assert result.success, result.error_message
+    if result.fast_path:  # nothing changed since the last sync: nothing was planned
+        assert not expected.has_changes
+        return result
     assert result.fingerprint == expected.fingerprint
+    assert result.plan.summary == expected.summary
     return result
 
 
@@ -256,4 +261,25 @@ def test_postgresql_plans_rows_nobody_wrote_without_reading_them(pg_url, fake, m
     again = checked_run(service, mapped=mapped)
     assert again.unavailable_models == 1 and mapped == []
     assert sum(1 for a in again.plan.actions if type(a.current) is KnownRow) == 39
+    engine.dispose()
+
+
+def test_a_reviewed_sync_reads_every_row(pg_url, fake, mapped):
+    """A reviewed plan is checked against the rows as a preview reads them, never against the
+    record's versions."""
+    from sync_core.db import create_db_engine
+    from sync_core.mapping import KnownRow
+
+    engine = create_db_engine(pg_url)
+    service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)))
+    run(service)
+    fake.entries = catalogue()[:-1]
+    reviewed = service.preview(SyncOptions(), fresh=True)
+    reads = reads_of_models(engine)
+    mapped.clear()
+    result = run(service, expected_fingerprint=reviewed.fingerprint)
+    assert result.success and result.unavailable_models == 1
+    assert len(reads) == 1 and "WHERE" not in reads[0]  # every row
+    assert not any(type(a.current) is KnownRow for a in result.plan.actions)
+    assert mapped == []  # (recognised entries still need no mapping: their rows match)
     engine.dispose()

@@ -8,6 +8,8 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sync_core.bulk import gc_paused
 from sync_core.mapping import map_catalogue
@@ -127,3 +129,37 @@ def test_gc_paused_restores_the_collector_state():
     with pytest.raises(RuntimeError), gc_paused():
         raise RuntimeError("boom")
     assert gc.isenabled()
+
+
+_numbers = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([-0.0, 0.0, 1e16, -1e16, 1.5e16, 9.2e18, -9.3e18, 1.8e19, 2e19, -1e19,
+                     1e300, 5e-324, 1e-7, 123.0, 0.1]),
+    st.integers(-(2**63), 2**64 - 1),
+)
+
+
+@settings(max_examples=25, deadline=None,  # (each example empties the table first)
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(_numbers, min_size=1, max_size=12),
+       cost=st.sampled_from([-0.0, 0.0, "-0", "0", 1e-11, 3e-7]))
+def test_mapped_numbers_read_back_with_the_digest_they_were_written_with(db_url, values, cost):
+    """Whatever numbers an entry carries, its row reads back with the synced digest it was
+    written with (JSONB keeps no -0.0 and prints large floats as integers): else every sync
+    would rewrite it, and a re-sync could not trust the rows it wrote."""
+    from sync_core.db import create_db_engine
+    from sync_core.plan import synced_digest
+
+    engine = create_db_engine(db_url)
+    rows = list(map_catalogue([entry(
+        "numbers", input_cost_per_token=cost, output_cost_per_token=cost,
+        numbers=values, nested={"a": values[0], "b": [values[-1]]})]).rows.values())
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM models"))
+            insert_rows(conn, rows)
+        with engine.connect() as conn:
+            stored = read_current_rows(conn)["numbers"]
+        assert synced_digest(stored) == synced_digest(rows[0])
+    finally:
+        engine.dispose()
