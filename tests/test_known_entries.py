@@ -283,3 +283,31 @@ def test_a_reviewed_sync_reads_every_row(pg_url, fake, mapped):
     assert not any(type(a.current) is KnownRow for a in result.plan.actions)
     assert mapped == []  # (recognised entries still need no mapping: their rows match)
     engine.dispose()
+
+
+def test_a_resync_planned_from_the_record_still_snapshots_the_whole_catalogue(pg_url, fake):
+    """The snapshot after a re-sync that read only the changed rows is built by PostgreSQL from
+    the rows themselves; a restore from it, or from a first sync's, gives the catalogue back."""
+    from sync_core.db import create_db_engine
+    from sync_core.snapshots import SnapshotSource, snapshot_taker, snapshots
+
+    engine = create_db_engine(pg_url)
+    service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)),
+                          on_finished=snapshot_taker(engine))
+    first = run(service)
+    entries = catalogue()
+    entries[7]["model_info"]["input_cost_per_token"] = 5e-6
+    fake.entries = entries
+    again = run(service)
+    assert again.updated_models == 1 and again.plan.summary["unchanged"] == 39
+    with engine.connect() as conn:
+        blobs = dict(conn.execute(sa.select(snapshots.c.sync_audit_id, snapshots.c.entries)).all())
+    assert bytes(blobs[first.audit_id])[:2] == b"\x1f\x8b"  # taken from the plan, gzip
+    assert bytes(blobs[again.audit_id])[:1] == b"["  # built by PostgreSQL
+    for audit_id, price in ((first.audit_id, 8e-7), (again.audit_id, 5e-6)):
+        restored = {e["model_name"]: e for e in SnapshotSource(engine, audit_id).fetch_entries()}
+        assert sorted(restored) == [f"m-{i:03d}" for i in range(40)]
+        assert restored["m-007"]["model_info"]["input_cost_per_token"] == price
+        assert restored["m-003"]["model_info"] == mapping.map_catalogue(
+            [entries[3]]).rows["m-003"].metadata["litellm_model_info"]
+    engine.dispose()

@@ -1,5 +1,5 @@
-"""Snapshots are built by PostgreSQL itself (``snapshots._PG_SNAPSHOT``) and stored as plain
-JSON that the column compresses: with LZ4 where the server has it (PostgreSQL 14 and later,
+"""Snapshots of re-syncs that planned rows without reading them are built by PostgreSQL
+itself (``snapshots._PG_SNAPSHOT``) and stored as plain JSON that the column compresses: with LZ4 where the server has it (PostgreSQL 14 and later,
 built with lz4), else the default pglz. Snapshots stored gzip-compressed before stay readable.
 Code from before this revision reads only gzip-compressed snapshots: after a downgrade, the
 snapshots taken since cannot be restored from (they stay listed).
