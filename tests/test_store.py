@@ -43,6 +43,18 @@ def test_rows_read_back_exactly_as_written(engine):
     assert current["tiny"].input_cost_per_token == Decimal("1.0E-10")
 
 
+def test_rows_can_be_read_by_id(engine):
+    rows = _rows()
+    with engine.begin() as conn:
+        insert_rows(conn, rows)
+    wanted = [rows[0].id, "quote's \\ and \t tab", "absent"]
+    with engine.connect() as conn:
+        some = read_current_rows(conn, only=wanted)
+        none = read_current_rows(conn, only=[])
+    assert sorted(some) == sorted(wanted[:2]) and none == {}
+    assert some[rows[0].id] == rows[0]
+
+
 def test_insert_sets_timestamps_and_update_keeps_admin_description(engine):
     rows = {r.id: r for r in _rows()}
     with engine.begin() as conn:
