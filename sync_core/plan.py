@@ -95,10 +95,11 @@ class PlanAction:
     action: str
     changes: Mapping[str, FieldChange] = field(default_factory=dict)
     reason: str | None = None
-    desired: ModelRow | None = None
-    current: ModelRow | None = None
-    #: The row as the sync leaves it (inserts and rewrites write exactly this).
-    target: ModelRow | None = None
+    desired: ModelRow | KnownRow | None = None
+    current: ModelRow | KnownRow | None = None
+    #: The row as the sync leaves it (inserts and rewrites write exactly this). A
+    #: :class:`KnownRow` only in unchanged actions of a sync's plan, never a preview's.
+    target: ModelRow | KnownRow | None = None
     #: merge mode: fields both the admin and LiteLLM changed (old = database, new = LiteLLM).
     conflicts: Mapping[str, FieldChange] = field(default_factory=dict)
     #: Changes LiteLLM has that this sync does not apply, and why (protected, suspicious).
@@ -197,7 +198,7 @@ def _digest(parts: list[bytes]) -> str:
 
 def fingerprint(
     catalogue: MappedCatalogue,
-    current: Mapping[str, ModelRow],
+    current: Mapping[str, ModelRow | KnownRow],
     options: SyncOptions,
     extra: Any = None,
     digests: dict[int, bytes] | None = None,
@@ -402,7 +403,7 @@ def _outside(row: ModelRow | None, desired: ModelRow | None) -> PlanAction:
 
 def build_plan(
     catalogue: MappedCatalogue,
-    current: Mapping[str, ModelRow],
+    current: Mapping[str, ModelRow | KnownRow],
     options: SyncOptions | None = None,
     *,
     policies: Mapping[str, ModelPolicy] | None = None,

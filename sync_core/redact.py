@@ -10,8 +10,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import orjson
 
 #: Key names (normalised: lower case, ``-`` → ``_``) that hold a credential.
 _CREDENTIAL_NAME = re.compile(
@@ -82,13 +85,14 @@ def _clean_text(value: str) -> str:
 
 def as_jsonb_gives_back(value: float) -> float | int:
     """A float as PostgreSQL's JSONB stores it and orjson reads it back: no -0.0, and from
-    1e16 on (where orjson writes ``1e+16``) JSONB prints the integer, read back as an int while
-    it fits in 64 bits. Stored metadata must read back as it was mapped, or every sync would
+    1e16 on (where orjson writes ``1e+16``) JSONB prints the integer those digits spell, read
+    back as an int while it fits in 64 bits. Stored metadata must read back as it was mapped, or every sync would
     rewrite the row (and a re-sync could not trust what it wrote)."""
     if value == 0.0:
         return 0.0
     if (value >= 1e16 or value <= -1e16) and math.isfinite(value):
-        whole = int(value)  # (every float this large is a whole number)
+        # the digits orjson prints (9.223372036854776e18 for 2**63), which is what JSONB keeps
+        whole = int(Decimal(orjson.dumps(value).decode()))
         if -(2**63) <= whole < 2**64:
             return whole
     return value

@@ -298,16 +298,56 @@ def test_a_resync_planned_from_the_record_still_snapshots_the_whole_catalogue(pg
     entries = catalogue()
     entries[7]["model_info"]["input_cost_per_token"] = 5e-6
     fake.entries = entries
-    again = run(service)
-    assert again.updated_models == 1 and again.plan.summary["unchanged"] == 39
+    # rows LiteLLM does not serve, with odd values: snapshotted as a full read sees them
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TEMP TABLE odd AS SELECT * FROM models WHERE id = 'm-000'"))
+        conn.execute(sa.text("UPDATE odd SET id = 'x-null', metadata = NULL, availability = NULL"))
+        conn.execute(sa.text("INSERT INTO models SELECT * FROM odd"))
+        conn.execute(sa.text("UPDATE odd SET id = 'x-list', metadata = '[1]'"))
+        conn.execute(sa.text("INSERT INTO models SELECT * FROM odd"))
+    again = run(service, options=SyncOptions(mark_unavailable=False))
+    assert again.updated_models == 1 and again.plan.summary["unchanged"] == 41
     with engine.connect() as conn:
         blobs = dict(conn.execute(sa.select(snapshots.c.sync_audit_id, snapshots.c.entries)).all())
     assert bytes(blobs[first.audit_id])[:2] == b"\x1f\x8b"  # taken from the plan, gzip
     assert bytes(blobs[again.audit_id])[:1] == b"["  # built by PostgreSQL
-    for audit_id, price in ((first.audit_id, 8e-7), (again.audit_id, 5e-6)):
+    served = [f"m-{i:03d}" for i in range(40)]
+    for audit_id, price, odd in ((first.audit_id, 8e-7, []),
+                                 (again.audit_id, 5e-6, ["x-list", "x-null"])):
         restored = {e["model_name"]: e for e in SnapshotSource(engine, audit_id).fetch_entries()}
-        assert sorted(restored) == [f"m-{i:03d}" for i in range(40)]
+        assert sorted(restored) == served + odd
         assert restored["m-007"]["model_info"]["input_cost_per_token"] == price
         assert restored["m-003"]["model_info"] == mapping.map_catalogue(
             [entries[3]]).rows["m-003"].metadata["litellm_model_info"]
+    engine.dispose()
+
+
+def test_a_row_recorded_without_a_description_is_read_not_assumed(pg_url, fake):
+    """A row the record says has no description while its entry has one is due a fill: it is
+    read, never planned from the record."""
+    import orjson
+
+    from sync_core.db import create_db_engine
+    from sync_core.mapping import KnownRow
+
+    engine = create_db_engine(pg_url)
+    service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)))
+    run(service)
+    raw = execute(engine, "SELECT value FROM model_sync_control WHERE key = :k",
+                  k=known_entries.STATE_KEY).scalar()
+    state = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
+    items = orjson.loads(state["entries"])
+    for item in items:
+        if item[1] == "m-001":
+            assert item[4] == "model 1" and len(item) == 7  # (stored description: the same)
+            item.append(None)
+    state["entries"] = orjson.dumps(items).decode()
+    execute(engine, "UPDATE model_sync_control SET value = :v WHERE key = :k",
+            v=orjson.dumps(state).decode(), k=known_entries.STATE_KEY)
+    fake.entries = catalogue()[:-1]
+    result = checked_run(service)
+    planned = {a.model_id: a for a in result.plan.actions}
+    assert type(planned["m-002"].current) is KnownRow
+    assert type(planned["m-001"].current) is not KnownRow
+    assert planned["m-001"].current.description == "model 1"
     engine.dispose()

@@ -145,8 +145,10 @@ def test_gc_paused_restores_the_collector_state():
 
 _numbers = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(min_value=1e16, max_value=2e19), st.floats(min_value=-1e19, max_value=-1e16),
     st.sampled_from([-0.0, 0.0, 1e16, -1e16, 1.5e16, 9.2e18, -9.3e18, 1.8e19, 2e19, -1e19,
-                     1e300, 5e-324, 1e-7, 123.0, 0.1]),
+                     2.0**63, -(2.0**63), 2.0**64 - 2048, 1.2345678901234567e17,
+                     2837057500605705728.0, 1e300, 5e-324, 1e-7, 1.5e-300, 123.0, 0.1]),
     st.integers(-(2**63), 2**64 - 1),
 )
 
