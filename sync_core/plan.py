@@ -434,16 +434,12 @@ def build_plan(
         elif existing is None:
             actions.append(PlanAction(model_id, INSERT, {}, None, desired, None, desired))
             settled[model_id] = desired.description
-        elif (type(existing) is KnownRow and type(desired) is KnownRow
-              and _known_same(existing, desired, options, digests)):
-            # Rows nobody wrote since the last sync left them in step with their unchanged
-            # entries (known_entries): most of a re-sync, decided from their recorded digests.
-            actions.append(PlanAction(model_id, UNCHANGED, NOTHING, None, desired, existing,
-                                      existing, NOTHING, NOTHING, NOTHING))
-            settled[model_id] = existing.description
-        elif _same(existing, desired, options, digests):
+        elif (_known_same(existing, desired, options, digests)
+              if type(existing) is KnownRow and type(desired) is KnownRow
+              else _same(existing, desired, options, digests)):
             # Nothing LiteLLM has differs from the row: unchanged in every conflict mode, with
-            # every policy (the common case of a re-sync, so it skips the field-by-field work).
+            # every policy (the common case of a re-sync, so it skips the field-by-field work;
+            # rows nobody wrote since the last sync are judged by their recorded digests).
             actions.append(PlanAction(model_id, UNCHANGED, NOTHING, None, desired, existing,
                                       existing, NOTHING, NOTHING, NOTHING))
             settled[model_id] = existing.description
