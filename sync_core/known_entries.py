@@ -59,7 +59,8 @@ MAPPING_CODE = hashlib.sha256(
     + f"{sys.version}|{orjson.__version__}".encode()).hexdigest()[:16]
 
 
-FORMAT = 2
+#: 3: entries identified by XXH3-128 (``entry_split.entry_digest``), SHA-256 before.
+FORMAT = 3
 
 
 def load(conn: sa.Connection) -> dict[str, Prior]:
