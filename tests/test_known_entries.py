@@ -309,7 +309,7 @@ def test_a_resync_planned_from_the_record_still_snapshots_the_whole_catalogue(pg
     assert again.updated_models == 1 and again.plan.summary["unchanged"] == 41
     with engine.connect() as conn:
         blobs = dict(conn.execute(sa.select(snapshots.c.sync_audit_id, snapshots.c.entries)).all())
-    assert bytes(blobs[first.audit_id])[:2] == b"\x1f\x8b"  # taken from the plan, gzip
+    assert bytes(blobs[first.audit_id])[:4] == b"\x28\xb5\x2f\xfd"  # from the plan, zstd
     assert bytes(blobs[again.audit_id])[:1] == b"["  # built by PostgreSQL
     served = [f"m-{i:03d}" for i in range(40)]
     for audit_id, price, odd in ((first.audit_id, 8e-7, []),
@@ -319,6 +319,31 @@ def test_a_resync_planned_from_the_record_still_snapshots_the_whole_catalogue(pg
         assert restored["m-007"]["model_info"]["input_cost_per_token"] == price
         assert restored["m-003"]["model_info"] == mapping.map_catalogue(
             [entries[3]]).rows["m-003"].metadata["litellm_model_info"]
+    engine.dispose()
+
+
+def test_snapshots_taken_by_earlier_versions_still_restore(pg_url, fake):
+    """Earlier versions stored gzip-compressed snapshots: they restore exactly as the
+    Zstandard-compressed one they are re-encoded from."""
+    import gzip
+
+    import zstandard
+
+    from sync_core.db import create_db_engine
+    from sync_core.snapshots import SnapshotSource, snapshot_taker, snapshots
+
+    engine = create_db_engine(pg_url)
+    service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)),
+                          on_finished=snapshot_taker(engine))
+    first = run(service)
+    source = SnapshotSource(engine, first.audit_id)
+    expected = source.fetch_entries()
+    assert len(expected) == 40
+    with engine.begin() as conn:
+        blob = conn.execute(sa.select(snapshots.c.entries)).scalar_one()
+        legacy = gzip.compress(zstandard.ZstdDecompressor().decompress(blob))
+        conn.execute(sa.update(snapshots).values(entries=legacy))
+    assert SnapshotSource(engine, first.audit_id).fetch_entries() == expected
     engine.dispose()
 
 
