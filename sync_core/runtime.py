@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +18,10 @@ from .notify import Notifier
 from .policy import Selection
 from .snapshots import SnapshotSource, snapshot_taker
 from .sync import CatalogueSource, SyncResult, SyncService
+
+log = logging.getLogger("sync_core.runtime")
+#: How long closing waits for webhooks still queued (a CLI sync exits right after its sync).
+NOTIFY_DRAIN_S = 15.0
 
 
 def make_source(settings: Settings, metrics: SyncMetrics | None = None) -> CatalogueSource:
@@ -41,6 +46,9 @@ class Runtime:
     notifier: Notifier
 
     def close(self) -> None:
+        """Deliver the webhooks still queued (bounded), then close the pool."""
+        if self.notifier.urls and not self.notifier.drain(NOTIFY_DRAIN_S):
+            log.warning("webhook notifications still queued were not delivered before closing")
         self.engine.dispose()
 
     def service_for(self, source: CatalogueSource) -> SyncService:

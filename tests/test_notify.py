@@ -67,6 +67,27 @@ def runtime_for(sqlite_url, url, source=None):
     return build_runtime(settings, source=source or StaticSource())
 
 
+def test_a_cli_sync_delivers_its_webhook_before_the_process_exits(db_url, receiver):
+    """``litemaas-sync sync`` exits right after its sync (``cli.run``): its notification, sent
+    from a background thread, must have been delivered by then."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "DATABASE_URL": db_url, "NOTIFY_WEBHOOK_URLS": receiver.url,
+           "NOTIFY_WEBHOOK_SECRET": SECRET}
+    env.pop("LITELLM_API_URL", None)
+    script = str(Path(sys.executable).parent / "litemaas-sync")
+    done = subprocess.run([script, "sync"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert len(receiver.received) == 1
+    headers, body = receiver.received[0]
+    assert verify(body, SECRET, headers[SIGNATURE_HEADER])
+    assert json.loads(body)["event"] == "sync.completed"
+
+
 def test_success_and_failure_are_notified_with_a_valid_signature(sqlite_url, receiver):
     source = StaticSource()
     runtime = runtime_for(sqlite_url, receiver.url, source)
