@@ -29,6 +29,9 @@ from .runtime import Runtime, build_runtime
 from .sync import SyncResult
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 1, 2
+#: Set to a list by :mod:`sync_core.launch` for a one-shot process: sync results are kept in
+#: it rather than freed object by object just before the process exits (0.04 s at 10,000).
+KEEP_UNTIL_EXIT: list[Any] | None = None
 
 
 def _print_json(value: Any) -> None:
@@ -137,6 +140,8 @@ def cmd_sync(runtime: Runtime, args: argparse.Namespace) -> int:
         result = SyncResult(False, "cli", cli_actor().name, datetime.now(UTC), options,
                             error_kind=exc.kind, error_message=str(exc))
     print_result(result, args.json)
+    if KEEP_UNTIL_EXIT is not None:
+        KEEP_UNTIL_EXIT.append(result)
     return EXIT_OK if result.success else EXIT_ERROR
 
 

@@ -29,14 +29,19 @@ CHANGES_ACTION = "MODEL_CHANGES"
 MAX_RECORDED_CHANGES = 5000
 
 
-def changes_of(result: SyncResult) -> list[dict[str, Any]]:
-    """Per-model writes of a sync, field by field (metadata reported as changed, not copied)."""
+def changes_of(result: SyncResult, limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
+    """Per-model writes of a sync, field by field (metadata reported as changed, not copied):
+    the first ``limit`` of them, and how many there are."""
     if result.plan is None:
-        return []
-    out = []
+        return [], 0
+    out: list[dict[str, Any]] = []
+    count = 0
     for action in result.plan.actions:
         if action.action not in WRITING_ACTIONS:
             continue
+        count += 1
+        if limit is not None and len(out) >= limit:
+            continue  # counted, not described: only the first ``limit`` are recorded
         fields = {
             name: (
                 {"old": "…", "new": "… (raw LiteLLM data changed)"}
@@ -59,15 +64,15 @@ def changes_of(result: SyncResult) -> list[dict[str, Any]]:
                 "reason": action.reason,
             }
         )
-    return out
+    return out, count
 
 
 def record_changes(engine: Engine, result: SyncResult) -> str | None:
     """Write the MODEL_CHANGES row of a successful sync (its own transaction, after commit)."""
     if not result.success:
         return None
-    changes = changes_of(result)
-    if not changes:  # a sync that changed nothing adds no history (and pushes none out)
+    changes, count = changes_of(result, MAX_RECORDED_CHANGES)
+    if not count:  # a sync that changed nothing adds no history (and pushes none out)
         return None
     with engine.connect() as conn:
         counts = model_counts(conn)
@@ -80,9 +85,9 @@ def record_changes(engine: Engine, result: SyncResult) -> str | None:
             "syncAuditId": result.audit_id,
             "trigger": result.trigger,
             "actor": result.actor,
-            "changeCount": len(changes),
-            "truncated": len(changes) > MAX_RECORDED_CHANGES,
-            "changes": changes[:MAX_RECORDED_CHANGES],
+            "changeCount": count,
+            "truncated": count > len(changes),
+            "changes": changes,
             "modelCounts": counts,
         },
     )

@@ -171,3 +171,18 @@ def test_cli_syncs_record_per_model_history(env, capsys):
     assert row["metadata"]["trigger"] == "cli" and row["metadata"]["changeCount"] == 17
     assert history.model_history(engine, "gpt-4o")[0]["action"] == "insert"
     engine.dispose()
+
+
+def test_history_lists_the_first_changes_and_counts_them_all(env, capsys, monkeypatch):
+    """A sync writing more models than a history row lists: all are counted, the first
+    ``MAX_RECORDED_CHANGES`` described, and the row says it was truncated."""
+    from sync_core import audit, history
+
+    monkeypatch.setattr(history, "MAX_RECORDED_CHANGES", 5)
+    run(capsys, "sync")
+    engine = create_db_engine(env)
+    (row,) = audit.list_audit(engine, action=history.CHANGES_ACTION)
+    meta = row["metadata"]
+    assert meta["changeCount"] == 17 and meta["truncated"] is True
+    assert len(meta["changes"]) == 5 and all(c["action"] == "insert" for c in meta["changes"])
+    engine.dispose()
