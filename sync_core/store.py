@@ -193,8 +193,25 @@ def _build_rows(records: list[tuple[Any, ...]], rows: dict[str, ModelRow]) -> No
 _COLUMNS = ", ".join(MODEL_WRITE_COLUMNS)
 
 
+#: ``features`` tuples as PostgreSQL array literals: a catalogue has a handful of distinct
+#: ones, and psycopg's list dumper cost ~3 µs a row (0.03 s at 10,000).
+_ARRAY_LITERALS: dict[tuple[str, ...], str] = {}
+
+
+def _pg_text_array(values: tuple[str, ...]) -> str:
+    """A ``text[]`` literal (every element quoted, so any text is safe) for COPY's text
+    format, which escapes it further as it does any text."""
+    literal = _ARRAY_LITERALS.get(values)
+    if literal is None:
+        quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+        literal = "{" + ",".join(quoted) + "}"
+        if len(_ARRAY_LITERALS) < 256:
+            _ARRAY_LITERALS[values] = literal
+    return literal
+
+
 def _pg_record(r: ModelRow) -> tuple[Any, ...]:
-    """One row for COPY (text format): psycopg formats decimals, booleans and the text[]."""
+    """One row for COPY (text format): psycopg formats decimals and booleans."""
     return (
         r.id,
         r.name,
@@ -208,7 +225,7 @@ def _pg_record(r: ModelRow) -> tuple[Any, ...]:
         r.supports_parallel_function_calling,
         r.supports_tool_choice,
         r.supports_streaming,
-        list(r.features),
+        _pg_text_array(tuple(r.features)),
         r.availability,
         r.metadata_json.decode(),  # the canonical JSON as it is: never re-encoded
     )

@@ -43,6 +43,22 @@ def test_rows_read_back_exactly_as_written(engine):
     assert current["tiny"].input_cost_per_token == Decimal("1.0E-10")
 
 
+def test_features_of_any_text_read_back_exactly_on_insert_and_update(engine):
+    """``features`` travel as array literals: quotes, backslashes, commas, braces, spaces,
+    tabs, the word NULL and the empty string all come back as they were."""
+    odd = ("a\"b", "c\\d", "e,f", "{g}", "h i", "j\tk", "NULL", "", "ü✓")
+    row = dataclasses.replace(_rows()[0], features=odd)
+    with engine.begin() as conn:
+        insert_rows(conn, [row])
+    with engine.connect() as conn:
+        assert read_current_rows(conn, only=[row.id])[row.id].features == odd
+    moved = dataclasses.replace(row, features=odd[::-1], availability="unavailable")
+    with engine.begin() as conn:
+        update_rows(conn, [moved])
+    with engine.connect() as conn:
+        assert read_current_rows(conn, only=[row.id])[row.id].features == odd[::-1]
+
+
 def test_rows_can_be_read_by_id(engine):
     rows = _rows()
     with engine.begin() as conn:
