@@ -14,7 +14,10 @@ trip as ``median + round trips × 1 ms`` (loopback round trips cost ~0.05 ms, ig
 (the floor: after its rows are built), the part the per-model loop does differently.
 "whole process" rows time entire processes from outside, interpreter start to exit: the
 floor's process and ``litemaas-sync sync`` as an admin runs it (imports, configuration, schema
-check, the sync, its snapshot and history listeners); ``--no-process`` skips them.
+check, the sync, its snapshot and history listeners); ``--no-process`` skips them, and the
+"re-sync … process" rows, ``litemaas-sync sync`` again after a first sync. The lines under the
+table give the re-sync ratios: 1% changed against nothing changed, and nothing changed against
+the first sync.
 """
 
 from __future__ import annotations
@@ -323,6 +326,23 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def resync_ratios(results: list[dict[str, Any]]) -> list[str]:
+    """Per database and N: the 1% re-sync against the no-change one, and the no-change one
+    against the first sync, in-process (product) and as whole processes (cli)."""
+    seconds = {(r["n"], r["db"], r["scenario"], r["variant"]): r["seconds"] for r in results}
+    lines = []
+    for (n, db, scenario, variant), none in sorted(seconds.items()):
+        if not scenario.startswith("re-sync 0%"):
+            continue
+        suffix = scenario.removeprefix("re-sync 0%")
+        some = seconds.get((n, db, "re-sync 1%" + suffix, variant))
+        first = seconds.get((n, db, "whole process" if suffix else "first sync", variant))
+        parts = [f"1% ÷ 0%: {some / none:.2f}" if some else "",
+                 f"0% ÷ first sync: {none / first:.2f}" if first else ""]
+        lines.append(f"re-sync at {n:,}, {db}, {variant}: " + "; ".join(p for p in parts if p))
+    return ["", *lines] if lines else []
+
+
 def machine() -> str:
     cpu = next(
         (
@@ -412,6 +432,11 @@ def main(argv: list[str] | None = None) -> None:
                                       len(first))
                         bench.measure(n, "re-sync 1%", ("product",), kind, "v1pct", "v0",
                                       len(first))
+                        if not opts.no_process:  # as an admin runs them: whole processes
+                            bench.measure(n, "re-sync 0% process", ("cli",), kind, "v0", "v0",
+                                          len(first), process=True)
+                            bench.measure(n, "re-sync 1% process", ("cli",), kind, "v1pct",
+                                          "v0", len(first), process=True)
                     if n == rtt_size and kind == "pg":
                         bench.measure(n, f"first @{opts.rtt_ms:g}ms RTT", first_sync, kind, "v0",
                                       raw_bytes=len(first), delayed=True)
@@ -456,6 +481,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"database, {r['detail']['plan_vs_empty']:.3f} s against an empty one "
                 f"(map_catalogue: {r['detail']['map_catalogue']:.3f} s)"
             )
+    for line in resync_ratios(bench.results):
+        print(line)
     if opts.json:
         opts.json.write_text(orjson.dumps(bench.results, option=orjson.OPT_INDENT_2).decode())
 
