@@ -341,4 +341,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     finally:
         runtime.close()
-

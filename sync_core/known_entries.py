@@ -26,8 +26,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import secrets
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 import orjson
@@ -59,28 +59,47 @@ MAPPING_CODE = hashlib.sha256(
     + f"{sys.version}|{orjson.__version__}".encode()).hexdigest()[:16]
 
 
-#: 3: entries identified by XXH3-128 (``entry_split.entry_digest``), SHA-256 before.
+#: 3: entries identified by XXH3-128 keyed with the record's seed (``entry_split.entry_digest``),
+#: by SHA-256 before.
 FORMAT = 3
 
 
-def load(conn: sa.Connection) -> dict[str, Prior]:
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+    """What the last applied sync recorded: its entries by digest, and the seed the digests
+    are keyed with (``entry_split.entry_digest``), random per record and kept in the database,
+    so nobody who shapes an entry can aim its digest at another entry's."""
+
+    priors: dict[str, Prior]
+    seed: int
+
+
+def fresh_seed() -> int:
+    return secrets.randbits(64)
+
+
+def load(conn: sa.Connection, *, priors: bool = True) -> Loaded:
     """The entries the last applied sync recorded, by digest (none after a mapping change, or
-    when the record cannot be read: then every entry is simply mapped)."""
+    when the record cannot be read: then every entry is simply mapped), and its seed (a new
+    one when there is no record to keep). ``priors=False``: the seed only (a forced sync
+    maps every entry)."""
     row = conn.execute(sa.select(control.c.value).where(control.c.key == STATE_KEY)).first()
     if row is None:
-        return {}
+        return Loaded({}, fresh_seed())
     try:
         state = orjson.loads(row[0]) if isinstance(row[0], str | bytes) else row[0]
         if (not isinstance(state, dict) or state.get("mapping") != MAPPING_CODE
-                or state.get("format") != FORMAT):
-            return {}
-        return {item[0]: Prior(item[1], item[2], item[3], item[4], item[5],
-                               item[6] if len(item) > 6 else None,
-                               item[7] if len(item) > 7 else item[4])
-                for item in orjson.loads(state["entries"])}
+                or state.get("format") != FORMAT or type(state.get("seed")) is not int):
+            return Loaded({}, fresh_seed())
+        if not priors:
+            return Loaded({}, state["seed"])
+        return Loaded({item[0]: Prior(item[1], item[2], item[3], item[4], item[5],
+                                      item[6] if len(item) > 6 else None,
+                                      item[7] if len(item) > 7 else item[4])
+                       for item in orjson.loads(state["entries"])}, state["seed"])
     except (KeyError, TypeError, ValueError, IndexError):  # (orjson's decode error: ValueError)
         log.warning("the record of known entries is unreadable; mapping every entry")
-        return {}
+        return Loaded({}, fresh_seed())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,8 +169,7 @@ def resolve(conn: sa.Connection, catalogue: MappedCatalogue, options: SyncOption
     return Resolved(resolved, current, versions)
 
 
-def record(conn: sa.Connection, resolved: Resolved, plan: SyncPlan,
-           loaded: Mapping[str, Prior]) -> None:
+def record(conn: sa.Connection, resolved: Resolved, plan: SyncPlan, loaded: Loaded) -> None:
     """Inside the sync's transaction, after its writes: what the next sync may recognise, and
     (PostgreSQL) the version each row in step with its entry was left at. Written only when it
     differs from what this sync loaded (a re-sync with few changes rewrites one row)."""
@@ -172,7 +190,7 @@ def record(conn: sa.Connection, resolved: Resolved, plan: SyncPlan,
                                    versions[name], plan.settled[name])
         else:
             priors[digest] = Prior(name, deployment, signature, row.description, length)
-    if priors == loaded:
+    if priors == loaded.priors:
         return
     items = []
     for digest, p in priors.items():
@@ -185,6 +203,7 @@ def record(conn: sa.Connection, resolved: Resolved, plan: SyncPlan,
     state = {
         "mapping": MAPPING_CODE,
         "format": FORMAT,
+        "seed": loaded.seed,  # the seed this sync's digests were made with
         # one JSON text, not 50,000 JSON values: the database stores it without parsing it
         "entries": orjson.dumps(items).decode(),
     }

@@ -47,9 +47,12 @@ class Runtime:
 
     def close(self) -> None:
         """Deliver the webhooks still queued (bounded), then close the pool."""
-        if self.notifier.urls and not self.notifier.drain(NOTIFY_DRAIN_S):
-            log.warning("webhook notifications still queued were not delivered before closing")
-        self.engine.dispose()
+        try:
+            if self.notifier.urls and not self.notifier.drain(NOTIFY_DRAIN_S):
+                log.warning("webhook notifications still queued were not delivered before "
+                            "closing (waited %g s)", NOTIFY_DRAIN_S)
+        finally:
+            self.engine.dispose()
 
     def service_for(self, source: CatalogueSource) -> SyncService:
         """A sync service with this runtime's policy and listeners over another source (a

@@ -32,7 +32,7 @@ from .errors import (
     describe_db_error,
 )
 from .locking import HeldLock, LockLost, sync_lock
-from .mapping import MappedCatalogue, Prior, map_catalogue
+from .mapping import MappedCatalogue, map_catalogue
 from .plan import (
     DELETE,
     INSERT,
@@ -329,7 +329,7 @@ class SyncService:
         confirm_unavailable: int | None = None,
     ) -> None:
         digest = None
-        known: dict[str, Prior] = {}
+        known = known_entries.Loaded({}, 0)  # (sources without a body record no entries)
         fetch_body = getattr(self.source, "fetch_body", None)
         if fetch_body is None:  # mock and snapshot sources hand over parsed entries
             catalogue = map_catalogue(self.source.fetch_entries())
@@ -341,11 +341,11 @@ class SyncService:
                     if fast_path.eligible(options, expected_fingerprint) and self._unchanged(
                             conn, result, digest, options):
                         return
-                if not options.force_update:  # a forced sync rewrites every row: map them all
-                    known = known_entries.load(conn)
+                # (a forced sync rewrites every row: it maps them all)
+                known = known_entries.load(conn, priors=not options.force_update)
             # entry by entry, each parsed entry dropped once mapped (entry_split); entries
             # the last sync mapped are only recognised (known_entries)
-            catalogue = map_answer(body, self.source.model_info_url, known)
+            catalogue = map_answer(body, self.source.model_info_url, known.priors, known.seed)
             del body  # (recognised entries keep it until they are resolved)
         result.total_models = catalogue.entry_count
         # The client's page-view copy of the catalogue is stale now: drop it before the

@@ -162,6 +162,24 @@ def test_console_script_and_module_entry_point(env):
         assert json.loads(done.stdout)["summary"]["insert"] == 17
 
 
+def test_the_one_shot_process_keeps_its_exit_codes_and_reports_unwritable_output(env):
+    """``litemaas-sync`` exits through ``launch.run`` (no interpreter teardown): a bad argument
+    still exits 2 with the usage, a configuration error 1, and output that cannot be written
+    (a full disk) exits 120 with a message, as Python's own exit does, never 2 as if complete."""
+    script = str(Path(sys.executable).parent / "litemaas-sync")
+    environ = {**os.environ, "DATABASE_URL": env}
+    bad = subprocess.run([script, "sync", "--no-such-flag"], capture_output=True, text=True,
+                         env=environ, timeout=120)
+    assert bad.returncode == 2 and "usage:" in bad.stderr
+    broken = subprocess.run([script, "diff"], capture_output=True, text=True, timeout=120,
+                            env={**environ, "DATABASE_URL": "mysql://nope"})
+    assert broken.returncode == 1 and "DATABASE_URL" in broken.stderr
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([script, "diff", "--json"], stdout=full, stderr=subprocess.PIPE,
+                              text=True, env=environ, timeout=120)
+    assert done.returncode == 120 and "could not write the output" in done.stderr
+
+
 def test_cli_syncs_record_per_model_history(env, capsys):
     from sync_core import audit, history
 
@@ -185,4 +203,17 @@ def test_history_lists_the_first_changes_and_counts_them_all(env, capsys, monkey
     meta = row["metadata"]
     assert meta["changeCount"] == 17 and meta["truncated"] is True
     assert len(meta["changes"]) == 5 and all(c["action"] == "insert" for c in meta["changes"])
+    engine.dispose()
+
+
+def test_history_of_exactly_the_recorded_number_of_changes_is_not_truncated(env, capsys,
+                                                                             monkeypatch):
+    from sync_core import audit, history
+
+    monkeypatch.setattr(history, "MAX_RECORDED_CHANGES", 17)
+    run(capsys, "sync")
+    engine = create_db_engine(env)
+    (row,) = audit.list_audit(engine, action=history.CHANGES_ACTION)
+    meta = row["metadata"]
+    assert (meta["changeCount"], meta["truncated"], len(meta["changes"])) == (17, False, 17)
     engine.dispose()

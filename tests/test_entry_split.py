@@ -203,6 +203,16 @@ def test_recognised_entries_split_exactly_as_if_none_were_known(earlier, edits, 
         assert entry is known[digest] if digest in known else entry == parsed
 
 
+def test_a_recognised_digest_at_another_length_is_not_taken_for_the_entry():
+    """The scan path checks the recorded length as the expected-entry path does: an entry is
+    recognised only with its digest and its length."""
+    body = b'{"data":[{"model_name":"a","p":1},{"model_name":"b","p":2}]}'
+    known = {digest: Prior(entry["model_name"], None, "s", None, len(raw) + 1)
+             for raw, digest, entry in split_entries(body)}
+    found = [entry for _, _, entry in split_entries(body, known)]
+    assert found == [{"model_name": "a", "p": 1}, {"model_name": "b", "p": 2}]
+
+
 def test_an_entry_of_the_recorded_length_but_other_bytes_is_parsed():
     first = b'{"data":[{"model_name":"a","p":1},{"model_name":"b","p":2}]}'
     known = {digest: Prior(entry["model_name"], None, "s", None, len(raw))

@@ -95,6 +95,31 @@ def test_a_resync_maps_only_the_changed_entries(engine, fake, mapped):
     assert Decimal(str(price)) == Decimal("0.000009")
 
 
+def test_entry_digests_are_keyed_with_a_random_seed_kept_in_the_record(engine, fake, mapped):
+    """Each record draws its own seed (so an entry cannot be shaped to another entry's digest
+    without reading the database); the syncs after it keep that seed and recognise entries
+    by it, and digests made with another seed recognise nothing."""
+    from sync_core.entry_split import split_entries
+
+    service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)))
+    run(service)
+    with engine.connect() as conn:
+        first = known_entries.load(conn)
+    assert len(first.priors) == 40 and 0 <= first.seed < 2**64
+    fake.entries = catalogue()[:39]
+    mapped.clear()
+    assert run(service).success and mapped == []  # recognised with the recorded seed
+    with engine.connect() as conn:
+        again = known_entries.load(conn)
+    assert again.seed == first.seed and set(again.priors) < set(first.priors)
+    fake.entries = catalogue()
+    body = LiteLLMClient(fake.url, Secret(KEY)).fetch_body()
+    keyed = {digest for _, digest, _ in split_entries(body, seed=first.seed)}
+    unkeyed = {digest for _, digest, _ in split_entries(body, seed=first.seed ^ 1)}
+    assert keyed == set(first.priors) and not unkeyed & keyed
+    assert len({known_entries.fresh_seed() for _ in range(3)}) == 3
+
+
 def test_rows_changed_in_the_database_are_mapped_again_and_set_right(engine, fake, mapped):
     service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)))
     run(service)

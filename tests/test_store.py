@@ -46,7 +46,8 @@ def test_rows_read_back_exactly_as_written(engine):
 def test_features_of_any_text_read_back_exactly_on_insert_and_update(engine):
     """``features`` travel as array literals: quotes, backslashes, commas, braces, spaces,
     tabs, the word NULL and the empty string all come back as they were."""
-    odd = ("a\"b", "c\\d", "e,f", "{g}", "h i", "j\tk", "NULL", "", "ü✓")
+    odd = ("a\"b", "c\\d", "e,f", "{g}", "h i", "j\tk", "NULL", "", "ü✓", "l\nm", "n\ro",
+           "ends\\")
     row = dataclasses.replace(_rows()[0], features=odd)
     with engine.begin() as conn:
         insert_rows(conn, [row])
