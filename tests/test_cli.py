@@ -174,10 +174,14 @@ def test_the_one_shot_process_keeps_its_exit_codes_and_reports_unwritable_output
     broken = subprocess.run([script, "diff"], capture_output=True, text=True, timeout=120,
                             env={**environ, "DATABASE_URL": "mysql://nope"})
     assert broken.returncode == 1 and "DATABASE_URL" in broken.stderr
-    with open("/dev/full", "w") as full:
-        done = subprocess.run([script, "diff", "--json"], stdout=full, stderr=subprocess.PIPE,
-                              text=True, env=environ, timeout=120)
-    assert done.returncode == 120 and "could not write the output" in done.stderr
+    buffered = {k: v for k, v in environ.items() if k != "PYTHONUNBUFFERED"}
+    with open("/dev/full", "w") as full:  # the short table: written only by the final flush
+        done = subprocess.run([script, "diff"], stdout=full, stderr=subprocess.PIPE,
+                              text=True, env=buffered, timeout=120)
+        assert done.returncode == 120 and "could not write the output" in done.stderr
+        long = subprocess.run([script, "diff", "--json"], stdout=full, stderr=subprocess.PIPE,
+                              text=True, env=environ, timeout=120)  # (fails while writing)
+        assert long.returncode == 1 and "No space left on device" in long.stderr
 
 
 def test_cli_syncs_record_per_model_history(env, capsys):
