@@ -26,4 +26,13 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if enabled:
+            if FREEZE_ON_RESUME:
+                gc.freeze()
             gc.enable()
+
+
+#: Set by a one-shot process (``launch``): what a pause built is moved out of the collector's
+#: reach as it resumes, so its first pass does not walk the whole catalogue (0.04 s at 10,000).
+#: Not in a long-running process: it would also put other threads' cyclic garbage from that
+#: moment out of reach for good.
+FREEZE_ON_RESUME = False

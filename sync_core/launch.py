@@ -5,8 +5,9 @@ Three things only cost a one-shot command (everything but ``worker``) time, meas
 every full pass), the teardown of ~600 modules at exit (0.08 s of a 1.6 s process), and
 freeing the sync's result, every row of it, object by object just before exiting (0.04 s).
 So the imports run with the collector paused and what they built is frozen out of its reach
-(``gc.freeze``); the collector then runs with a larger young generation, so cyclic garbage
-(a failed fetch's traceback holding its body, say) is still collected; the result is kept
+(``gc.freeze``), as is what each bulk phase builds while the collector is paused
+(``bulk.FREEZE_ON_RESUME``); the collector then runs with a larger young generation, so cyclic
+garbage made elsewhere (a failed fetch's traceback holding its body, say) is still collected; the result is kept
 until the exit; and the exit skips the teardown but not what matters in it: it waits like a
 normal exit for any non-daemon thread still running, runs the ``atexit`` callbacks (logging's
 flush among them) and flushes the output, exiting 120 as Python does when the output cannot
@@ -33,13 +34,14 @@ EXIT_UNWRITABLE = 120
 
 def run() -> None:
     gc.disable()  # ~110,000 containers built while importing, none of them garbage
-    from . import cli
+    from . import bulk, cli
 
     gc.freeze()
     gc.enable()
     if LONG_RUNNING.intersection(sys.argv[1:]):
         raise SystemExit(cli.main())
     gc.set_threshold(ONE_SHOT_GEN0, *gc.get_threshold()[1:])
+    bulk.FREEZE_ON_RESUME = True
     cli.KEEP_UNTIL_EXIT = []
     code = cli.main()
     if any(t.is_alive() and not t.daemon and t is not threading.main_thread()

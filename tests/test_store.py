@@ -143,6 +143,37 @@ def test_cyclic_garbage_made_during_a_pause_is_collected_as_usual_afterwards():
     assert sum(ref() is not None for ref in refs) == 0  # without any gc.collect()
 
 
+def test_a_one_shot_process_freezes_what_a_pause_built_and_still_collects_later_garbage(
+        monkeypatch):
+    """``FREEZE_ON_RESUME`` (set by ``launch`` for one-shot commands): what the pause built
+    leaves the collector's reach (its first pass would walk it all), while cyclic garbage made
+    after the pause is collected on the collector's schedule."""
+    import weakref
+
+    from sync_core import bulk
+
+    class Node:
+        pass
+
+    monkeypatch.setattr(bulk, "FREEZE_ON_RESUME", True)
+    before = gc.get_freeze_count()
+    try:
+        with gc_paused():
+            built = [{"row": i} for i in range(1000)]
+        assert gc.get_freeze_count() >= before + len(built)
+        refs = []
+        for _ in range(50):
+            node = Node()
+            node.me = node
+            refs.append(weakref.ref(node))
+            del node
+        kept = [[] for _ in range(30_000)]
+        assert len(kept) == 30_000
+        assert sum(ref() is not None for ref in refs) == 0  # without any gc.collect()
+    finally:
+        gc.unfreeze()
+
+
 def test_gc_paused_restores_the_collector_state():
     assert gc.isenabled()
     with gc_paused():
