@@ -29,6 +29,7 @@ import logging
 import secrets
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -72,6 +73,10 @@ class Loaded:
 
     priors: dict[str, Prior]
     seed: int
+    #: The record's lines as stored, in order, and by digest: a line whose entry and row are
+    #: as the record left them is written back as it was read.
+    lines: list[list[Any]] = dataclasses.field(default_factory=list)
+    line_of: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
 
 
 def fresh_seed() -> int:
@@ -93,10 +98,12 @@ def load(conn: sa.Connection, *, priors: bool = True) -> Loaded:
             return Loaded({}, fresh_seed())
         if not priors:
             return Loaded({}, state["seed"])
+        lines = orjson.loads(state["entries"])
         return Loaded({item[0]: Prior(item[1], item[2], item[3], item[4], item[5],
                                       item[6] if len(item) > 6 else None,
                                       item[7] if len(item) > 7 else item[4])
-                       for item in orjson.loads(state["entries"])}, state["seed"])
+                       for item in lines}, state["seed"], lines,
+                      {item[0]: item for item in lines})
     except (KeyError, TypeError, ValueError, IndexError):  # (orjson's decode error: ValueError)
         log.warning("the record of known entries is unreadable; mapping every entry")
         return Loaded({}, fresh_seed())
@@ -179,32 +186,32 @@ def record(conn: sa.Connection, resolved: Resolved, plan: SyncPlan, loaded: Load
         ours = transaction_version(conn)
         versions = {**versions, **{a.model_id: ours for a in plan.actions
                                    if a.action in WRITING_ACTIONS}}
-    priors: dict[str, Prior] = {}
+    lines: list[list[Any]] = []
     for name, (digest, deployment, length) in catalogue.entry_digests.items():
         row = catalogue.rows.get(name)
         if row is None:
             continue
-        signature = plan.desired_digests[name].hex()
-        if versions is not None and name in plan.settled and name in versions:
-            priors[digest] = Prior(name, deployment, signature, row.description, length,
-                                   versions[name], plan.settled[name])
-        else:
-            priors[digest] = Prior(name, deployment, signature, row.description, length)
-    if priors == loaded.priors:
+        settled = versions is not None and name in plan.settled and name in versions
+        if type(row) is KnownRow and settled:
+            prior = loaded.priors.get(digest)
+            if prior is not None and versions[name] == prior.version:  # type: ignore[index]
+                # (a known row is planned unchanged: its line would be built exactly as read)
+                lines.append(loaded.line_of[digest])
+                continue
+        line = [digest, name, deployment, plan.desired_digests[name].hex(), row.description,
+                length]
+        if settled:
+            line.append(versions[name])  # type: ignore[index]
+            if plan.settled[name] != row.description:
+                line.append(plan.settled[name])
+        lines.append(line)
+    if lines == loaded.lines:
         return
-    items = []
-    for digest, p in priors.items():
-        item = [digest, p.model_id, p.deployment_id, p.signature, p.description, p.length]
-        if p.version is not None:
-            item.append(p.version)
-            if p.stored_description != p.description:
-                item.append(p.stored_description)
-        items.append(item)
     state = {
         "mapping": MAPPING_CODE,
         "format": FORMAT,
         "seed": loaded.seed,  # the seed this sync's digests were made with
         # one JSON text, not 50,000 JSON values: the database stores it without parsing it
-        "entries": orjson.dumps(items).decode(),
+        "entries": orjson.dumps(lines).decode(),
     }
     put_control(conn, STATE_KEY, state, "sync")

@@ -103,7 +103,7 @@ class Prior:             # re-sync makes one per entry)
     stored_description: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # (not frozen, as Prior: a re-sync makes one or two per entry)
 class KnownRow:
     """Stands in for a ``models`` row nobody has written since the last sync left it holding
     exactly what its (recognised, unchanged) entry maps to: the plan needs only its synced
