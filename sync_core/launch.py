@@ -6,13 +6,13 @@ every full pass), the teardown of ~600 modules at exit (0.08 s of a 1.6 s proces
 freeing the sync's result, every row of it, object by object just before exiting (0.04 s).
 So the imports run with the collector paused and what they built is frozen out of its reach
 (``gc.freeze``), as is what each bulk phase builds while the collector is paused
-(``bulk.FREEZE_ON_RESUME``); the collector then runs with a larger young generation, so cyclic
-garbage made elsewhere (a failed fetch's traceback holding its body, say) is still collected; the result is kept
-until the exit; and the exit skips the teardown but not what matters in it: it waits like a
-normal exit for any non-daemon thread still running, runs the ``atexit`` callbacks (logging's
-flush among them) and flushes the output, exiting 120 as Python does when the output cannot
-be written (a full disk must not pass for a complete ``diff --json``). The long-running
-``worker`` exits normally.
+(``bulk.FREEZE_ON_RESUME``, after collecting what garbage there is); the collector then runs
+with a larger young generation, so cyclic garbage made outside those phases (a failed fetch's
+traceback holding its body, say) is still collected; the result is kept until the exit; and the
+exit skips the teardown but not what matters in it: it waits like a normal exit for any
+non-daemon thread still running, runs the ``atexit`` callbacks (logging's flush among them) and
+flushes the output, exiting 120 as Python does when the output cannot be written (a full disk
+must not pass for a complete ``diff --json``). The long-running ``worker`` exits normally.
 """
 
 from __future__ import annotations

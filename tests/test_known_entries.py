@@ -289,6 +289,58 @@ def test_postgresql_plans_rows_nobody_wrote_without_reading_them(pg_url, fake, m
     engine.dispose()
 
 
+def test_lines_written_back_as_read_are_the_lines_a_rebuild_gives(pg_url, fake, monkeypatch):
+    """The record writes the line of an untouched known row back as it read it: the record
+    it writes equals the one it writes when every line is rebuilt (versions hidden from the
+    loaded priors), and a re-sync with nothing to write leaves the record row unwritten."""
+    import dataclasses
+
+    from sync_core.db import create_db_engine
+    from sync_core.mapping import KnownRow
+
+    engine = create_db_engine(pg_url)
+    service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)))
+    run(service)
+    execute(engine, "UPDATE models SET description = 'curated' WHERE id = 'm-009'")
+    entries = catalogue()
+    entries[5]["model_info"]["input_cost_per_token"] = 9e-6
+    fake.entries = entries
+    run(service)  # m-009 read, recorded with its stored description; m-005 written
+
+    def stored(conn):
+        return conn.execute(sa.text("SELECT value::text FROM model_sync_control WHERE key = :k"),
+                            {"k": known_entries.STATE_KEY}).scalar()
+
+    real_record = known_entries.record
+    compared = []
+
+    def record_both_ways(conn, resolved, plan, loaded):
+        hidden = {digest: dataclasses.replace(prior, version=None)
+                  for digest, prior in loaded.priors.items()}
+        real_record(conn, resolved, plan, dataclasses.replace(loaded, priors=hidden))
+        rebuilt = stored(conn)
+        real_record(conn, resolved, plan, loaded)
+        compared.append((rebuilt, stored(conn)))
+
+    monkeypatch.setattr(known_entries, "record", record_both_ways)
+    entries[7]["model_info"]["input_cost_per_token"] = 7e-6
+    fake.entries = entries
+    result = run(service)
+    assert result.success and result.updated_models == 1
+    assert sum(1 for a in result.plan.actions if type(a.current) is KnownRow) == 39
+    ((rebuilt, passed),) = compared
+    assert passed == rebuilt
+    monkeypatch.undo()
+    execute(engine, "DELETE FROM model_sync_control WHERE key = 'sync.last_applied'")
+    version = execute(engine, "SELECT xmin::text FROM model_sync_control WHERE key = :k",
+                      k=known_entries.STATE_KEY).scalar()
+    again = run(service)  # (no fast path: its record is gone) every row known, none written
+    assert again.success and not again.fast_path and again.unchanged_models == 40
+    assert execute(engine, "SELECT xmin::text FROM model_sync_control WHERE key = :k",
+                   k=known_entries.STATE_KEY).scalar() == version
+    engine.dispose()
+
+
 def test_a_reviewed_sync_reads_every_row(pg_url, fake, mapped):
     """A reviewed plan is checked against the rows as a preview reads them, never against the
     record's versions."""

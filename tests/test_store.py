@@ -147,7 +147,8 @@ def test_a_one_shot_process_freezes_what_a_pause_built_and_still_collects_later_
         monkeypatch):
     """``FREEZE_ON_RESUME`` (set by ``launch`` for one-shot commands): what the pause built
     leaves the collector's reach (its first pass would walk it all), while cyclic garbage made
-    after the pause is collected on the collector's schedule."""
+    before the pause is collected as it starts, and garbage made after it on the collector's
+    schedule."""
     import weakref
 
     from sync_core import bulk
@@ -156,9 +157,14 @@ def test_a_one_shot_process_freezes_what_a_pause_built_and_still_collects_later_
         pass
 
     monkeypatch.setattr(bulk, "FREEZE_ON_RESUME", True)
+    earlier = Node()
+    earlier.me = earlier  # cyclic garbage from before the pause: collected, not frozen
+    earlier_ref = weakref.ref(earlier)
+    del earlier
     before = gc.get_freeze_count()
     try:
         with gc_paused():
+            assert earlier_ref() is None
             built = [{"row": i} for i in range(1000)]
         assert gc.get_freeze_count() >= before + len(built)
         refs = []
