@@ -86,8 +86,8 @@ def _clean_text(value: str) -> str:
 def as_jsonb_gives_back(value: float) -> float | int:
     """A float as PostgreSQL's JSONB stores it and orjson reads it back: no -0.0, and from
     1e16 on (where orjson writes ``1e+16``) JSONB prints the integer those digits spell, read
-    back as an int while it fits in 64 bits. Stored metadata must read back as it was mapped, or every sync would
-    rewrite the row (and a re-sync could not trust what it wrote)."""
+    back as an int while it fits in 64 bits. Stored metadata must read back as it was mapped,
+    or every sync would rewrite the row (and a re-sync could not trust what it wrote)."""
     if value == 0.0:
         return 0.0
     if (value >= 1e16 or value <= -1e16) and math.isfinite(value):

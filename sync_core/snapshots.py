@@ -1,14 +1,14 @@
 """Snapshots of the catalogue after each sync that changed it, and restoring one.
 
 A snapshot holds, for every model available after the sync, its stored metadata — the LiteLLM
-entry it was synced from. It is taken from the applied plan and Zstandard-compressed (0.02 s
-and 1.1 MB for 10,000 models; gzip, used before and still read, took 0.05 s for 1.7 MB),
-except after a PostgreSQL re-sync that planned most rows without reading them
-(``known_entries``): then the database builds it from the rows themselves in one statement and
-compresses it as it stores it (0.4 s for 10,000): the catalogue as it stands right after the
-sync committed (an edit made in that instant would be in it). Restoring is an ordinary sync
-whose source is the snapshot instead of LiteLLM: it is planned, shown as a diff, guarded, applied in one transaction
-and audited like any other — and the next sync from LiteLLM will move the catalogue again unless
+entry it was synced from. It is taken from the applied plan and Zstandard-compressed (0.02 s and
+1.1 MB for 10,000 models; gzip, used before and still read, took 0.05 s for 1.7 MB), except
+after a PostgreSQL re-sync that planned most rows without reading them (``known_entries``): then
+the database builds it from the rows themselves in one statement and compresses it as it stores
+it (0.17 s for 10,000 here): the catalogue as it stands right after the sync committed (an edit
+made in that instant would be in it). Restoring is an ordinary sync whose source is the snapshot
+instead of LiteLLM: it is planned, shown as a diff, guarded, applied in one transaction and
+audited like any other — and the next sync from LiteLLM will move the catalogue again unless
 scheduled syncs are paused.
 """
 
