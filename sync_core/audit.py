@@ -35,8 +35,10 @@ def write_audit(
     new_values: Mapping[str, Any] | None = None,
     ip_address: str | None = None,
     user_agent: str | None = None,
+    audit_id: str | None = None,
 ) -> str:
-    audit_id = str(uuid.uuid4())
+    """Write one audit row; its id (``audit_id`` when the caller chose it beforehand)."""
+    audit_id = audit_id or str(uuid.uuid4())
     with engine.begin() as conn:
         conn.execute(
             sa.insert(audit_logs).values(

@@ -77,6 +77,9 @@ class Loaded:
     #: as the record left them is written back as it was read.
     lines: list[list[Any]] = dataclasses.field(default_factory=list)
     line_of: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
+    #: The audit id of the sync that wrote the record: rows planned from it (``KnownRow``) are
+    #: as that sync left them, so its snapshot holds them (``snapshots`` stores only the rest).
+    audit: str | None = None
 
 
 def fresh_seed() -> int:
@@ -99,11 +102,13 @@ def load(conn: sa.Connection, *, priors: bool = True) -> Loaded:
         if not priors:
             return Loaded({}, state["seed"])
         lines = orjson.loads(state["entries"])
+        audit = state.get("audit")
         return Loaded({item[0]: Prior(item[1], item[2], item[3], item[4], item[5],
                                       item[6] if len(item) > 6 else None,
                                       item[7] if len(item) > 7 else item[4])
                        for item in lines}, state["seed"], lines,
-                      {item[0]: item for item in lines})
+                      {item[0]: item for item in lines},
+                      audit if type(audit) is str else None)
     except (KeyError, TypeError, ValueError, IndexError):  # (orjson's decode error: ValueError)
         log.warning("the record of known entries is unreadable; mapping every entry")
         return Loaded({}, fresh_seed())
@@ -176,10 +181,13 @@ def resolve(conn: sa.Connection, catalogue: MappedCatalogue, options: SyncOption
     return Resolved(resolved, current, versions)
 
 
-def record(conn: sa.Connection, resolved: Resolved, plan: SyncPlan, loaded: Loaded) -> None:
+def record(conn: sa.Connection, resolved: Resolved, plan: SyncPlan, loaded: Loaded,
+           audit_id: str | None = None) -> None:
     """Inside the sync's transaction, after its writes: what the next sync may recognise, and
-    (PostgreSQL) the version each row in step with its entry was left at. Written only when it
-    differs from what this sync loaded (a re-sync with few changes rewrites one row)."""
+    (PostgreSQL) the version each row in step with its entry was left at, with ``audit_id``, the
+    id this sync's audit row will have. Written only when it differs from what this sync loaded
+    (a re-sync with few changes rewrites one row); when it does not, the rows it records are
+    exactly as the sync that wrote it left them, and its audit id stays."""
     catalogue, versions = resolved.catalogue, resolved.versions
     if versions is not None and plan.has_changes:
         # (were a row written under another version, the next sync would read it: no harm)
@@ -211,6 +219,7 @@ def record(conn: sa.Connection, resolved: Resolved, plan: SyncPlan, loaded: Load
         "mapping": MAPPING_CODE,
         "format": FORMAT,
         "seed": loaded.seed,  # the seed this sync's digests were made with
+        "audit": audit_id,
         # one JSON text, not 50,000 JSON values: the database stores it without parsing it
         "entries": orjson.dumps(lines).decode(),
     }

@@ -2,14 +2,21 @@
 
 A snapshot holds, for every model available after the sync, its stored metadata — the LiteLLM
 entry it was synced from. It is taken from the applied plan and Zstandard-compressed (0.02 s and
-1.1 MB for 10,000 models; gzip, used before and still read, took 0.05 s for 1.7 MB), except
-after a PostgreSQL re-sync that planned most rows without reading them (``known_entries``): then
-the database builds it from the rows themselves in one statement and compresses it as it stores
-it (0.17 s for 10,000 here): the catalogue as it stands right after the sync committed (an edit
-made in that instant would be in it). Restoring is an ordinary sync whose source is the snapshot
-instead of LiteLLM: it is planned, shown as a diff, guarded, applied in one transaction and
-audited like any other — and the next sync from LiteLLM will move the catalogue again unless
-scheduled syncs are paused.
+1.1 MB for 10,000 models; gzip, used before and still read, took 0.05 s for 1.7 MB).
+
+A PostgreSQL re-sync plans most rows without reading them (``known_entries``): rows nobody wrote
+since the sync that recorded them, so exactly as that sync left them, and as its snapshot holds
+them. Its snapshot is then stored as a delta against that one: the ids available after the sync
+and the metadata of the rows the plan read or wrote (a few kilobytes for 1% of 10,000 models).
+A restore reads the chain back to a whole snapshot (at most ``MAX_CHAIN`` deltas), and pruning
+keeps every snapshot a kept one is read against. When there is no such snapshot (that sync
+changed nothing, its snapshot failed or was pruned, the chain is long), the database builds a
+whole one from the rows themselves in one statement and compresses it as it stores it (0.17 s
+for 10,000 here): the catalogue as it stands right after the sync committed.
+
+Restoring is an ordinary sync whose source is the snapshot instead of LiteLLM: it is planned,
+shown as a diff, guarded, applied in one transaction and audited like any other — and the next
+sync from LiteLLM will move the catalogue again unless scheduled syncs are paused.
 """
 
 from __future__ import annotations
@@ -41,26 +48,39 @@ snapshots = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("model_count", sa.Integer, nullable=False),
     sa.Column("entries", sa.LargeBinary, nullable=False),
+    #: The snapshot a delta is read against (None: a whole snapshot).
+    sa.Column("base_sync_audit_id", sa.String(36), nullable=True),
 )
+#: Deltas in a row before a whole snapshot is stored again: what a restore reads at most.
+MAX_CHAIN = 10
 
 
 class SnapshotNotFound(SyncError):
     kind = "snapshot_not_found"
 
 
-def _final_rows(plan: SyncPlan) -> list[ModelRow] | None:
-    """The rows available after the plan was applied, from the plan itself (no re-read); None
-    when the plan holds rows it never read (``KnownRow``, PostgreSQL re-syncs)."""
-    final = []
+def _final_rows(plan: SyncPlan) -> tuple[list[str], list[ModelRow]]:
+    """The ids available after the plan was applied, and their rows the plan holds (no
+    re-read): all of them but the ones it planned without reading (``KnownRow``)."""
+    ids: list[str] = []
+    rows: list[ModelRow] = []
     for action in plan.actions:
         if action.action in (MARK_UNAVAILABLE, DELETE):
             continue
         row = action.target if action.action in WRITING_ACTIONS else action.current
-        if type(row) is KnownRow:
-            return None
         if row is not None and row.availability == "available":
-            final.append(row)
-    return final
+            ids.append(row.id)
+            if type(row) is not KnownRow:
+                rows.append(row)  # type: ignore[arg-type]
+    return ids, rows
+
+
+def _packed(rows: list[ModelRow], **extra: Any) -> bytes:
+    """Rows' ids and metadata as compressed JSON; the stored metadata is already canonical JSON:
+    embedded, never re-encoded."""
+    items = [{"id": r.id, "metadata": orjson.Fragment(r.metadata_json)} for r in rows]
+    payload = orjson.dumps({**extra, "upsert": items} if extra else items)
+    return zstandard.ZstdCompressor(level=1).compress(payload)
 
 
 #: The available rows' ids and metadata as one JSON text (uncompressed: the column's own
@@ -77,13 +97,56 @@ _PG_SNAPSHOT = sa.text(
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
-def _entries(blob: bytes) -> list[dict[str, Any]]:
-    """A snapshot's ``[{id, metadata}]``: Zstandard-compressed JSON (taken from a plan),
-    gzip-compressed (taken by earlier versions) or plain JSON (built by PostgreSQL, which
-    compresses it itself)."""
+def _decoded(blob: bytes) -> Any:
+    """A stored snapshot: Zstandard-compressed JSON (taken from a plan), gzip-compressed (taken
+    by earlier versions) or plain JSON (built by PostgreSQL, which compresses it itself)."""
     if blob[:4] == _ZSTD_MAGIC:
         return orjson.loads(zstandard.ZstdDecompressor().decompress(blob))
     return orjson.loads(gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob)
+
+
+def _entries(conn: sa.Connection, sync_audit_id: str) -> tuple[list[dict[str, Any]], Any]:
+    """A snapshot's ``[{id, metadata}]`` (a delta read against its chain) and when it was
+    taken."""
+    row = conn.execute(sa.select(snapshots.c.entries, snapshots.c.created_at)
+                       .where(snapshots.c.sync_audit_id == sync_audit_id)).first()
+    if row is None:
+        raise SnapshotNotFound(f"No snapshot of sync {sync_audit_id}; "
+                               "`litemaas-sync restore --list` shows the ones kept")
+    content, taken_at, depth = _decoded(bytes(row[0])), row[1], 0
+    deltas = []
+    while isinstance(content, dict):  # a delta: read its base first
+        deltas.append(content)
+        base = conn.execute(sa.select(snapshots.c.entries)
+                            .where(snapshots.c.sync_audit_id == content["base"])).scalar()
+        depth += 1
+        if base is None or depth > MAX_CHAIN:
+            raise SnapshotNotFound(f"The snapshot of sync {sync_audit_id} is stored as changes "
+                                   "from a snapshot no longer kept; it cannot be restored")
+        content = _decoded(bytes(base))
+    metadata = {item["id"]: item["metadata"] for item in content}
+    for delta in reversed(deltas):
+        changed = {item["id"]: item["metadata"] for item in delta["upsert"]}
+        metadata = {i: changed[i] if i in changed else metadata[i] for i in delta["ids"]}
+    return [{"id": i, "metadata": m} for i, m in metadata.items()], taken_at
+
+
+def _chains(conn: sa.Connection) -> dict[str, str | None]:
+    """Every kept snapshot's base (None: a whole snapshot), newest first."""
+    return dict(conn.execute(  # type: ignore[arg-type]
+        sa.select(snapshots.c.sync_audit_id, snapshots.c.base_sync_audit_id)
+        .order_by(snapshots.c.created_at.desc())).all())
+
+
+def _depth(chains: dict[str, str | None], sync_audit_id: str | None) -> int | None:
+    """How many deltas a restore of this snapshot reads; None when it, or a base, is gone."""
+    depth = 0
+    while sync_audit_id is not None and depth <= MAX_CHAIN:
+        if sync_audit_id not in chains:
+            return None
+        sync_audit_id = chains[sync_audit_id]
+        depth += sync_audit_id is not None
+    return depth if sync_audit_id is None else None
 
 
 def take_snapshot(engine: Engine, result: SyncResult, keep: int = DEFAULT_KEEP) -> bool:
@@ -92,24 +155,35 @@ def take_snapshot(engine: Engine, result: SyncResult, keep: int = DEFAULT_KEEP) 
     changed += result.restored_models + result.deleted_models
     if not result.success or not result.audit_id or not changed or result.plan is None:
         return False
-    rows = _final_rows(result.plan)
+    ids, rows = _final_rows(result.plan)
     with engine.begin() as conn:
-        if rows is None:
-            conn.execute(_PG_SNAPSHOT, {"id": result.audit_id, "at": datetime.now(UTC)})
-        else:
-            # The stored metadata is already canonical JSON: embed it, never re-encode it.
-            payload = orjson.dumps([{"id": r.id, "metadata": orjson.Fragment(r.metadata_json)}
-                                    for r in rows])
+        chains = _chains(conn)
+        values: dict[str, Any] = {"sync_audit_id": result.audit_id,
+                                  "created_at": datetime.now(UTC), "model_count": len(ids)}
+        base = result.recorded_by if len(rows) < len(ids) else None
+        depth = _depth(chains, base) if base is not None else None
+        if base is None:  # every row at hand: a whole snapshot
+            conn.execute(sa.insert(snapshots).values(entries=_packed(rows), **values))
+        elif depth is not None and depth < MAX_CHAIN:
             conn.execute(sa.insert(snapshots).values(
-                sync_audit_id=result.audit_id, created_at=datetime.now(UTC),
-                model_count=len(rows),
-                entries=zstandard.ZstdCompressor(level=1).compress(payload)))
-        stale = [r[0] for r in conn.execute(
-            sa.select(snapshots.c.sync_audit_id).order_by(snapshots.c.created_at.desc())
-            .offset(keep))]
-        if stale:
-            conn.execute(sa.delete(snapshots).where(snapshots.c.sync_audit_id.in_(stale)))
+                entries=_packed(rows, base=base, ids=ids), base_sync_audit_id=base, **values))
+        else:  # no snapshot holds the rows planned from the record: the database builds one
+            conn.execute(_PG_SNAPSHOT, {"id": result.audit_id, "at": values["created_at"]})
+            base = None
+        _prune(conn, {result.audit_id: base, **chains}, keep)
     return True
+
+
+def _prune(conn: sa.Connection, chains: dict[str, str | None], keep: int) -> None:
+    """Keep the newest ``keep`` snapshots and every snapshot one of them is read against."""
+    needed: set[str] = set()
+    for sync_audit_id in list(chains)[:keep]:
+        while sync_audit_id is not None and sync_audit_id not in needed:
+            needed.add(sync_audit_id)
+            sync_audit_id = chains.get(sync_audit_id)
+    stale = [i for i in chains if i not in needed]
+    if stale:
+        conn.execute(sa.delete(snapshots).where(snapshots.c.sync_audit_id.in_(stale)))
 
 
 def snapshot_taker(engine: Engine, keep: int = DEFAULT_KEEP) -> Callable[[SyncResult], None]:
@@ -138,18 +212,13 @@ class SnapshotSource:
 
     def __init__(self, engine: Engine, sync_audit_id: str):
         with engine.connect() as conn:
-            row = conn.execute(sa.select(snapshots.c.entries, snapshots.c.created_at)
-                               .where(snapshots.c.sync_audit_id == sync_audit_id)).first()
-        if row is None:
-            raise SnapshotNotFound(f"No snapshot of sync {sync_audit_id}; "
-                                   "`litemaas-sync restore --list` shows the ones kept")
+            items, self.taken_at = _entries(conn, sync_audit_id)
         self._entries = [
             {"model_name": item["id"],
              "litellm_params": item["metadata"].get("litellm_params") or {},
              "model_info": item["metadata"].get("litellm_model_info") or {}}
-            for item in _entries(bytes(row[0]))
+            for item in items
         ]
-        self.taken_at = row[1]
         self.model_info_url = f"snapshot://{sync_audit_id}"
 
     def fetch_entries(self) -> list[Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -93,6 +94,9 @@ class SyncResult:
     plan: SyncPlan | None = field(default=None, repr=False)
     #: True when nothing changed since the last sync and the work was skipped (fast_path).
     fast_path: bool = False
+    #: The audit id of the sync whose record of known entries this one loaded: rows it planned
+    #: without reading them (``KnownRow``) are as that sync left them (``snapshots``).
+    recorded_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -276,6 +280,7 @@ class SyncService:
         options = options or self.options()
         started = self._clock()
         result = SyncResult(False, trigger, actor.name, datetime.now(UTC), options)
+        audit_id = str(uuid.uuid4())  # (the record of known entries names it: snapshots)
         try:
             lock = sync_lock(self.engine, f"{trigger}:{actor.name}")
             held = lock.__enter__()
@@ -289,7 +294,8 @@ class SyncService:
         try:
             log.info("sync started", extra={"trigger": trigger, "actor": actor.name})
             try:
-                self._run_locked(result, options, expected_fingerprint, held, confirm_unavailable)
+                self._run_locked(result, options, expected_fingerprint, held,
+                                 confirm_unavailable, audit_id)
                 result.success = True
             except SyncError as exc:
                 _fail(result, exc)
@@ -309,7 +315,7 @@ class SyncService:
                     SyncError(f"Unexpected error, nothing was written ({type(exc).__name__})"),
                 )
             result.duration_ms = (self._clock() - started) * 1000
-            self._audit(result, reason, ip_address, user_agent)
+            self._audit(result, reason, ip_address, user_agent, audit_id)
         finally:
             lock.__exit__(None, None, None)
         self._log_outcome(result)
@@ -327,6 +333,7 @@ class SyncService:
         expected_fingerprint: str | None,
         held: HeldLock | None = None,
         confirm_unavailable: int | None = None,
+        audit_id: str | None = None,
     ) -> None:
         digest = None
         known = known_entries.Loaded({}, 0)  # (sources without a body record no entries)
@@ -343,6 +350,7 @@ class SyncService:
                         return
                 # (a forced sync rewrites every row: it maps them all)
                 known = known_entries.load(conn, priors=not options.force_update)
+                result.recorded_by = known.audit
             # entry by entry, each parsed entry dropped once mapped (entry_split); entries
             # the last sync mapped are only recognised (known_entries)
             catalogue = map_answer(body, self.source.model_info_url, known.priors, known.seed)
@@ -375,7 +383,7 @@ class SyncService:
             apply_plan(conn, plan)
             result.deleted_models = retention.delete_rows(
                 conn, [a.model_id for a in plan.by_action(DELETE)])
-            known_entries.record(conn, resolved, plan, known)
+            known_entries.record(conn, resolved, plan, known, audit_id)
             if digest is not None:
                 fast_path.record(conn, digest, options, plan, result.total_models,
                                  result.errors, result.error_details)
@@ -426,7 +434,8 @@ class SyncService:
                              f"{needed}.")
 
     def _audit(
-        self, result: SyncResult, reason: str | None, ip: str | None, user_agent: str | None
+        self, result: SyncResult, reason: str | None, ip: str | None, user_agent: str | None,
+        audit_id: str | None = None,
     ) -> None:
         metadata = {
             "trigger": result.trigger,
@@ -459,6 +468,7 @@ class SyncService:
                 metadata=metadata,
                 ip_address=ip,
                 user_agent=user_agent,
+                audit_id=audit_id,
             )
         except sa.exc.SQLAlchemyError as exc:
             log.error("could not write the audit row: %s", type(exc).__name__)

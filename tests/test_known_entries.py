@@ -314,12 +314,12 @@ def test_lines_written_back_as_read_are_the_lines_a_rebuild_gives(pg_url, fake, 
     real_record = known_entries.record
     compared = []
 
-    def record_both_ways(conn, resolved, plan, loaded):
+    def record_both_ways(conn, resolved, plan, loaded, audit_id):
         hidden = {digest: dataclasses.replace(prior, version=None)
                   for digest, prior in loaded.priors.items()}
-        real_record(conn, resolved, plan, dataclasses.replace(loaded, priors=hidden))
+        real_record(conn, resolved, plan, dataclasses.replace(loaded, priors=hidden), audit_id)
         rebuilt = stored(conn)
-        real_record(conn, resolved, plan, loaded)
+        real_record(conn, resolved, plan, loaded, audit_id)
         compared.append((rebuilt, stored(conn)))
 
     monkeypatch.setattr(known_entries, "record", record_both_ways)
@@ -359,68 +359,6 @@ def test_a_reviewed_sync_reads_every_row(pg_url, fake, mapped):
     assert len(reads) == 1 and "WHERE" not in reads[0]  # every row
     assert not any(type(a.current) is KnownRow for a in result.plan.actions)
     assert mapped == []  # (recognised entries still need no mapping: their rows match)
-    engine.dispose()
-
-
-def test_a_resync_planned_from_the_record_still_snapshots_the_whole_catalogue(pg_url, fake):
-    """The snapshot after a re-sync that read only the changed rows is built by PostgreSQL from
-    the rows themselves; a restore from it, or from a first sync's, gives the catalogue back."""
-    from sync_core.db import create_db_engine
-    from sync_core.snapshots import SnapshotSource, snapshot_taker, snapshots
-
-    engine = create_db_engine(pg_url)
-    service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)),
-                          on_finished=snapshot_taker(engine))
-    first = run(service)
-    entries = catalogue()
-    entries[7]["model_info"]["input_cost_per_token"] = 5e-6
-    fake.entries = entries
-    # rows LiteLLM does not serve, with odd values: snapshotted as a full read sees them
-    with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TEMP TABLE odd AS SELECT * FROM models WHERE id = 'm-000'"))
-        conn.execute(sa.text("UPDATE odd SET id = 'x-null', metadata = NULL, availability = NULL"))
-        conn.execute(sa.text("INSERT INTO models SELECT * FROM odd"))
-        conn.execute(sa.text("UPDATE odd SET id = 'x-list', metadata = '[1]'"))
-        conn.execute(sa.text("INSERT INTO models SELECT * FROM odd"))
-    again = run(service, options=SyncOptions(mark_unavailable=False))
-    assert again.updated_models == 1 and again.plan.summary["unchanged"] == 41
-    with engine.connect() as conn:
-        blobs = dict(conn.execute(sa.select(snapshots.c.sync_audit_id, snapshots.c.entries)).all())
-    assert bytes(blobs[first.audit_id])[:4] == b"\x28\xb5\x2f\xfd"  # from the plan, zstd
-    assert bytes(blobs[again.audit_id])[:1] == b"["  # built by PostgreSQL
-    served = [f"m-{i:03d}" for i in range(40)]
-    for audit_id, price, odd in ((first.audit_id, 8e-7, []),
-                                 (again.audit_id, 5e-6, ["x-list", "x-null"])):
-        restored = {e["model_name"]: e for e in SnapshotSource(engine, audit_id).fetch_entries()}
-        assert sorted(restored) == served + odd
-        assert restored["m-007"]["model_info"]["input_cost_per_token"] == price
-        assert restored["m-003"]["model_info"] == mapping.map_catalogue(
-            [entries[3]]).rows["m-003"].metadata["litellm_model_info"]
-    engine.dispose()
-
-
-def test_snapshots_taken_by_earlier_versions_still_restore(pg_url, fake):
-    """Earlier versions stored gzip-compressed snapshots: they restore exactly as the
-    Zstandard-compressed one they are re-encoded from."""
-    import gzip
-
-    import zstandard
-
-    from sync_core.db import create_db_engine
-    from sync_core.snapshots import SnapshotSource, snapshot_taker, snapshots
-
-    engine = create_db_engine(pg_url)
-    service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)),
-                          on_finished=snapshot_taker(engine))
-    first = run(service)
-    source = SnapshotSource(engine, first.audit_id)
-    expected = source.fetch_entries()
-    assert len(expected) == 40
-    with engine.begin() as conn:
-        blob = conn.execute(sa.select(snapshots.c.entries)).scalar_one()
-        legacy = gzip.compress(zstandard.ZstdDecompressor().decompress(blob))
-        conn.execute(sa.update(snapshots).values(entries=legacy))
-    assert SnapshotSource(engine, first.audit_id).fetch_entries() == expected
     engine.dispose()
 
 
