@@ -239,14 +239,12 @@ class Bench:
     ) -> dict[str, Any]:
         db_url, drop = self.dbs.fresh(kind)
         try:
-            if setup_catalogue is not None:  # the first sync, not measured
-                run_variant(
-                    {
-                        "variant": "product",
-                        "db_url": db_url,
-                        "base_url": self.server.base_url(setup_catalogue),
-                    }
-                )
+            if setup_catalogue is not None:  # the first sync, not measured; before a whole
+                # process, a whole process too (its listeners took their snapshot, as an
+                # admin's earlier `litemaas-sync sync` did)
+                setup = {"variant": "cli" if process else "product", "db_url": db_url,
+                         "base_url": self.server.base_url(setup_catalogue)}
+                run_process(setup) if process else run_variant(setup)
             through = self.delaying if delayed else self.proxy if counted else None
             if through is not None:
                 db_url = (
