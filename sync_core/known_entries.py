@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from . import mapping, redact, store
 from . import plan as planning
 from .control import control, put_control
+from .entry_split import Block, Carried, KnownLines
 from .mapping import (
     SKIP_DATA_ERROR,
     Deferred,
@@ -60,26 +61,46 @@ MAPPING_CODE = hashlib.sha256(
     + f"{sys.version}|{orjson.__version__}".encode()).hexdigest()[:16]
 
 
-#: 3: entries identified by XXH3-128 keyed with the record's seed (``entry_split.entry_digest``),
-#: by SHA-256 before.
-FORMAT = 3
+#: 4: the lines in answer order, with blocks of consecutive entries (``entry_split.Block``);
+#: 3: entries identified by XXH3-128 keyed with the record's seed, by SHA-256 before.
+FORMAT = 4
 
 
-@dataclasses.dataclass(frozen=True)
+def _prior(line: list[Any]) -> Prior:
+    """A record line as the splitter's :class:`Prior`: ``[digest, name, deployment, synced
+    digest, description, length, version?, stored description?]``."""
+    return Prior(line[1], line[2], line[3], line[4], line[5],
+                 line[6] if len(line) > 6 else None, line[7] if len(line) > 7 else line[4])
+
+
+@dataclasses.dataclass
 class Loaded:
-    """What the last applied sync recorded: its entries by digest, and the seed the digests
-    are keyed with (``entry_split.entry_digest``), random per record and kept in the database,
-    so nobody who shapes an entry can aim its digest at another entry's."""
+    """What the last applied sync recorded, and the seed the digests are keyed with
+    (``entry_split.entry_digest``), random per record and kept in the database, so nobody who
+    shapes an entry can aim its digest at another entry's."""
 
-    priors: dict[str, Prior]
     seed: int
-    #: The record's lines as stored, in order, and by digest: a line whose entry and row are
-    #: as the record left them is written back as it was read.
+    #: The record's lines as stored, in answer order: a line whose entry and row are as the
+    #: record left them is written back as it was read.
     lines: list[list[Any]] = dataclasses.field(default_factory=list)
-    line_of: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
+    #: ``[first line, count, length, digest]`` of each block of consecutive entries.
+    blocks: list[list[Any]] = dataclasses.field(default_factory=list)
     #: The audit id of the sync that wrote the record: rows planned from it (``KnownRow``) are
     #: as that sync left them, so its snapshot holds them (``snapshots`` stores only the rest).
     audit: str | None = None
+    known: KnownLines = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        lines = self.lines
+        self.known = KnownLines([line[0] for line in lines], [line[5] for line in lines],
+                                [Block(*block) for block in self.blocks],
+                                lambda i: _prior(lines[i]), lines)
+
+    @property
+    def priors(self) -> dict[str, Prior]:
+        """Every recorded entry's :class:`Prior`, by digest (the splitter makes only the ones
+        it needs)."""
+        return {line[0]: _prior(line) for line in self.lines}
 
 
 def fresh_seed() -> int:
@@ -87,41 +108,56 @@ def fresh_seed() -> int:
 
 
 def load(conn: sa.Connection, *, priors: bool = True) -> Loaded:
-    """The entries the last applied sync recorded, by digest (none after a mapping change, or
-    when the record cannot be read: then every entry is simply mapped), and its seed (a new
-    one when there is no record to keep). ``priors=False``: the seed only (a forced sync
-    maps every entry)."""
+    """The entries the last applied sync recorded (none after a mapping change, or when the
+    record cannot be read: then every entry is simply mapped), and its seed (a new one when
+    there is no record to keep). ``priors=False``: the seed only (a forced sync maps every
+    entry)."""
     row = conn.execute(sa.select(control.c.value).where(control.c.key == STATE_KEY)).first()
     if row is None:
-        return Loaded({}, fresh_seed())
+        return Loaded(fresh_seed())
     try:
         state = orjson.loads(row[0]) if isinstance(row[0], str | bytes) else row[0]
         if (not isinstance(state, dict) or state.get("mapping") != MAPPING_CODE
                 or state.get("format") != FORMAT or type(state.get("seed")) is not int):
-            return Loaded({}, fresh_seed())
+            return Loaded(fresh_seed())
         if not priors:
-            return Loaded({}, state["seed"])
+            return Loaded(state["seed"])
         lines = orjson.loads(state["entries"])
+        blocks = orjson.loads(state["blocks"])
         audit = state.get("audit")
-        return Loaded({item[0]: Prior(item[1], item[2], item[3], item[4], item[5],
-                                      item[6] if len(item) > 6 else None,
-                                      item[7] if len(item) > 7 else item[4])
-                       for item in lines}, state["seed"], lines,
-                      {item[0]: item for item in lines},
-                      audit if type(audit) is str else None)
+        if not all(b[0] >= 0 and b[1] > 0 and b[0] + b[1] <= len(lines) for b in blocks):
+            raise ValueError("a block outside the lines")
+        return Loaded(state["seed"], lines, blocks, audit if type(audit) is str else None)
     except (KeyError, TypeError, ValueError, IndexError):  # (orjson's decode error: ValueError)
         log.warning("the record of known entries is unreadable; mapping every entry")
-        return Loaded({}, fresh_seed())
+        return Loaded(fresh_seed())
 
 
 @dataclasses.dataclass(frozen=True)
 class Resolved:
-    """The catalogue ready to plan, the database rows to plan it against, and (PostgreSQL)
-    every row's version as the sync found it."""
+    """The catalogue ready to plan, the database rows to plan it against, (PostgreSQL) every
+    row's version as the sync found it, and the blocks carried whole (for the record)."""
 
     catalogue: MappedCatalogue
     current: dict[str, ModelRow | KnownRow]
     versions: dict[str, str] | None
+    carried: tuple[Carried, ...] = ()
+
+
+def _in_step(row: ModelRow | KnownRow | None, signature: str, description: str | None,
+             digests: dict[int, bytes]) -> ModelRow | KnownRow | None:
+    """The row standing in for its recognised entry's mapping: when it still has the recorded
+    synced digest, it holds exactly the values mapping the entry gives, with the recorded
+    description. None when it does not (or is gone): the entry is mapped after all."""
+    if row is None:
+        return None
+    digest = synced_digest(row)
+    if digest.hex() != signature:
+        return None
+    if row.description != description:
+        row = dataclasses.replace(row, description=description)
+    digests[id(row)] = digest  # (only rows this catalogue holds: ids stay theirs)
+    return row
 
 
 def resolve(conn: sa.Connection, catalogue: MappedCatalogue, options: SyncOptions, *,
@@ -134,59 +170,94 @@ def resolve(conn: sa.Connection, catalogue: MappedCatalogue, options: SyncOption
     read: when it still has the recorded synced digest, it holds exactly what mapping the entry
     would give (with the recorded description) and stands in for the mapped row; else the
     entry is parsed and mapped after all. ``trust_versions=False`` reads every row (a reviewed
-    plan is checked against exactly what a preview reads)."""
+    plan is checked against exactly what a preview reads). Entries of carried blocks are
+    taken from the record's lines the same way, one by one only when their rows moved."""
     versions = row_versions(conn)
+    deferred = dict(catalogue.deferred)
     untouched: dict[str, Deferred] = {}
+    quiet: list[list[Any]] = []  # lines of carried blocks planned from the record alone
+    moved: list[tuple[Carried, list[bool]]] = []  # blocks with lines that must be looked at
     if (versions is not None and trust_versions and options.selection.is_everything
             and not options.force_update):
-        untouched = {name: d for name, d in catalogue.deferred.items()
+        untouched = {name: d for name, d in deferred.items()
                      if d.prior.version is not None and versions.get(name) == d.prior.version
                      # (never recorded so: such a row is due a description fill, so read it)
                      and not (d.prior.stored_description is None
                               and d.prior.description is not None)}
-    if versions is not None and len(untouched) * 2 > len(versions):
-        current: dict[str, ModelRow | KnownRow] = dict(
-            read_current_rows(conn, only=[i for i in versions if i not in untouched]))
+        version = versions.get
+        for block in catalogue.carried:
+            # a line's row is as the last sync left it (same version), and not due a
+            # description fill (recorded without a description while its entry has one)
+            flags = [len(line) > 6 and version(line[1]) == line[6]
+                     and not (len(line) > 7 and line[7] is None and line[4] is not None)
+                     for line in block.lines]
+            if all(flags):
+                quiet.extend(block.lines)
+            else:
+                quiet.extend(line for line, ok in zip(block.lines, flags, strict=True) if ok)
+                moved.append((block, flags))
     else:
-        untouched = {}
+        moved = [(block, [False] * block.block.count) for block in catalogue.carried]
+    if versions is not None and (len(untouched) + len(quiet)) * 2 > len(versions):
+        planned = {line[1] for line in quiet}.union(untouched)
+        current: dict[str, ModelRow | KnownRow] = dict(
+            read_current_rows(conn, only=[i for i in versions if i not in planned]))
+    else:
+        untouched, quiet = {}, []
+        moved = [(block, [False] * block.block.count) for block in catalogue.carried]
         current = dict(read_current_rows(conn))
-    if not catalogue.deferred:
-        return Resolved(catalogue, current, versions)
+    if not deferred and not quiet and not moved:
+        return Resolved(catalogue, current, versions, catalogue.carried)
     rows: dict[str, ModelRow | KnownRow] = dict(catalogue.rows)
-    skips = list(catalogue.skips)
     digests = dict(catalogue.synced_digests)
-    for name, deferred in catalogue.deferred.items():
-        prior = deferred.prior
+    for block, flags in moved:  # lines whose rows must be read: as recognised entries
+        raws = None
+        for offset, (line, ok) in enumerate(zip(block.lines, flags, strict=True)):
+            if ok:
+                continue
+            row = _in_step(current.get(line[1]), line[3], line[4], digests)
+            if row is not None:
+                rows[line[1]] = row
+                continue
+            raws = raws or block.entries()  # (its bytes, to map it after all)
+            prior = block.known.prior(block.block.first + offset)
+            deferred[prior.model_id] = Deferred(prior, raws[offset])
+    for line in quiet:
+        name, description = line[1], line[4]
+        rows[name] = wanted = KnownRow(name, description, bytes.fromhex(line[3]))
+        stored = line[7] if len(line) > 7 else description
+        current[name] = wanted if stored == description else KnownRow(name, stored,
+                                                                       wanted.digest)
+    skips = list(catalogue.skips)
+    for name, deferred_entry in deferred.items():
+        prior = deferred_entry.prior
         if name in untouched:
             digest = bytes.fromhex(prior.signature)
             rows[name] = wanted = KnownRow(name, prior.description, digest)
             current[name] = (wanted if prior.stored_description == prior.description
                              else KnownRow(name, prior.stored_description, digest))
             continue
-        row = current.get(name)
+        row = _in_step(current.get(name), prior.signature, prior.description, digests)
         if row is not None:
-            digest = synced_digest(row)
-            if digest.hex() == prior.signature:
-                if row.description != prior.description:
-                    row = dataclasses.replace(row, description=prior.description)
-                rows[name] = row
-                digests[id(row)] = digest  # (only rows this catalogue holds: ids stay theirs)
-                continue
+            rows[name] = row
+            continue
         try:
-            rows[name] = map_entry(orjson.loads(deferred.raw))
+            rows[name] = map_entry(orjson.loads(deferred_entry.raw))
         except (ModelDataError, orjson.JSONDecodeError) as exc:  # it mapped last time; still
             skips.append(Skip(name, SKIP_DATA_ERROR, str(exc), prior.deployment_id))
     resolved = dataclasses.replace(catalogue, rows=rows, skips=tuple(skips), deferred={},
-                                   synced_digests=digests)
-    return Resolved(resolved, current, versions)
+                                   carried=(), synced_digests=digests)
+    return Resolved(resolved, current, versions, catalogue.carried)
 
 
 def record(conn: sa.Connection, resolved: Resolved, plan: SyncPlan, loaded: Loaded,
            audit_id: str | None = None) -> None:
     """Inside the sync's transaction, after its writes: what the next sync may recognise, and
     (PostgreSQL) the version each row in step with its entry was left at, with ``audit_id``, the
-    id this sync's audit row will have. Written only when it differs from what this sync loaded
-    (a re-sync with few changes rewrites one row); when it does not, the rows it records are
+    id this sync's audit row will have. The lines go in answer order, and each block of
+    consecutive entries the sync found whole or split (``entry_split.Block``) is kept when
+    every entry of it is recorded. Written only when it differs from what this sync loaded (a
+    re-sync with few changes rewrites one row); when it does not, the rows it records are
     exactly as the sync that wrote it left them, and its audit id stays."""
     catalogue, versions = resolved.catalogue, resolved.versions
     if versions is not None and plan.has_changes:
@@ -194,26 +265,48 @@ def record(conn: sa.Connection, resolved: Resolved, plan: SyncPlan, loaded: Load
         ours = transaction_version(conn)
         versions = {**versions, **{a.model_id: ours for a in plan.actions
                                    if a.action in WRITING_ACTIONS}}
-    lines: list[list[Any]] = []
-    for name, (digest, deployment, length) in catalogue.entry_digests.items():
-        row = catalogue.rows.get(name)
-        if row is None:
-            continue
-        settled = versions is not None and name in plan.settled and name in versions
-        if type(row) is KnownRow and settled:
-            prior = loaded.priors.get(digest)
-            if prior is not None and versions[name] == prior.version:  # type: ignore[index]
-                # (a known row is planned unchanged: its line would be built exactly as read)
-                lines.append(loaded.line_of[digest])
-                continue
-        line = [digest, name, deployment, plan.desired_digests[name].hex(), row.description,
-                length]
-        if settled:
+    rows, settled, desired = catalogue.rows, plan.settled, plan.desired_digests
+
+    def line_for(digest: str, name: str, deployment: str | None, length: int,
+                 row: ModelRow | KnownRow, recorded: list[Any] | None) -> list[Any]:
+        in_step = versions is not None and name in settled and name in versions
+        if (recorded is not None and in_step and type(row) is KnownRow and len(recorded) > 6
+                and versions[name] == recorded[6]):  # type: ignore[index]
+            # (a known row is planned unchanged: its line would be built exactly as read)
+            return recorded
+        line = [digest, name, deployment, desired[name].hex(), row.description, length]
+        if in_step:
             line.append(versions[name])  # type: ignore[index]
-            if plan.settled[name] != row.description:
-                line.append(plan.settled[name])
-        lines.append(line)
-    if lines == loaded.lines:
+            if settled[name] != row.description:
+                line.append(settled[name])
+        return line
+
+    by_entry: dict[int, list[Any]] = {}
+    for name, (digest, deployment, length, index) in catalogue.entry_digests.items():
+        row = rows.get(name)
+        if row is not None:
+            at = loaded.known.index_of(digest) if type(row) is KnownRow else None
+            by_entry[index] = line_for(digest, name, deployment, length, row,
+                                       loaded.lines[at] if at is not None else None)
+    for block in resolved.carried:
+        for offset, line in enumerate(block.lines):
+            row = rows.get(line[1])
+            if row is not None:
+                by_entry[block.index + offset] = line_for(line[0], line[1], line[2], line[5],
+                                                          row, line)
+    order = sorted(by_entry)
+    lines = [by_entry[index] for index in order]
+    line_of = {index: at for at, index in enumerate(order)}
+    blocks = []
+    for block in [*(Block(c.index, c.block.count, c.block.length, c.block.digest)
+                    for c in resolved.carried), *catalogue.blocks]:
+        first = line_of.get(block.first)
+        last = block.first + block.count - 1
+        if first is not None and first + block.count <= len(order) and \
+                order[first + block.count - 1] == last:  # every entry of it recorded
+            blocks.append([first, block.count, block.length, block.digest])
+    blocks.sort()
+    if lines == loaded.lines and blocks == loaded.blocks:
         return
     state = {
         "mapping": MAPPING_CODE,
@@ -222,5 +315,6 @@ def record(conn: sa.Connection, resolved: Resolved, plan: SyncPlan, loaded: Load
         "audit": audit_id,
         # one JSON text, not 50,000 JSON values: the database stores it without parsing it
         "entries": orjson.dumps(lines).decode(),
+        "blocks": orjson.dumps(blocks).decode(),
     }
     put_control(conn, STATE_KEY, state, "sync")

@@ -129,17 +129,22 @@ class Deferred:
 class MappedCatalogue:
     """The desired rows keyed by id, the skipped entries, and the raw entry count.
 
-    ``deferred`` rows are recognised entries still to be resolved against the database
+    ``deferred`` rows are recognised entries, and ``carried`` whole recognised blocks of them
+    (``entry_split.Carried``), still to be resolved against the database
     (``known_entries.resolve``) before a plan is built; ``entry_digests`` gives each row's entry
-    digest, deployment id and length in bytes, for recording what this sync mapped; ``synced_digests`` (by
-    ``id(row)``) are row digests the resolution computed, which the plan reuses."""
+    digest, deployment id, length in bytes and place in the answer, and ``blocks`` the answer's
+    blocks of entries split one by one (``entry_split.Block``), for recording what this sync
+    mapped; ``synced_digests`` (by ``id(row)``) are row digests the resolution computed, which
+    the plan reuses."""
 
     rows: Mapping[str, ModelRow]
     skips: tuple[Skip, ...]
     entry_count: int
     deferred: Mapping[str, Deferred] = field(default_factory=dict)
-    entry_digests: Mapping[str, tuple[str, str | None, int]] = field(default_factory=dict)
+    entry_digests: Mapping[str, tuple[str, str | None, int, int]] = field(default_factory=dict)
     synced_digests: Mapping[int, bytes] = field(default_factory=dict, repr=False)
+    carried: tuple[Any, ...] = ()
+    blocks: tuple[Any, ...] = ()
 
     @property
     def rejected_ids(self) -> frozenset[str]:
@@ -404,9 +409,14 @@ def map_entries_with_sources(items: Iterable[tuple[Any, str | None, Any]]) -> Ma
     may be a :class:`Prior`: an entry an earlier sync mapped, not parsed again."""
     rejected: list[tuple[int, Skip]] = []  # reported in entry order, before any group
     candidates: list[_Candidate] = []
-    count = 0
-    for index, (source, digest, entry) in enumerate(items):
-        count += 1
+    carried: list[Any] = []
+    index = -1
+    for source, digest, entry in items:
+        index += 1
+        if digest is None and hasattr(entry, "block"):  # a whole recognised block
+            carried.append(entry)
+            index += entry.block.count - 1
+            continue
         if type(entry) is Prior:
             candidates.append(_Candidate(index, entry.model_id, entry.deployment_id,
                                          Deferred(entry, source), source, digest))
@@ -426,6 +436,16 @@ def map_entries_with_sources(items: Iterable[tuple[Any, str | None, Any]]) -> Ma
                 outcome = str(exc)
         candidates.append(_Candidate(index, name, deployment, outcome, source, digest))
 
+    count = index + 1
+    if carried and _meets(carried, candidates):  # as if each of their entries were recognised
+        for block in carried:
+            for offset, (raw, line) in enumerate(zip(block.entries(), block.lines, strict=True)):
+                prior = block.known.prior(block.block.first + offset)
+                candidates.append(_Candidate(block.index + offset, prior.model_id,
+                                             prior.deployment_id, Deferred(prior, raw), raw,
+                                             line[0]))
+        candidates.sort(key=lambda c: c.index)
+        carried = []
     expanded = _wildcard_expansions(candidates)
     groups: dict[str, list[_Candidate]] = {}
     for candidate in candidates:
@@ -460,7 +480,8 @@ def map_entries_with_sources(items: Iterable[tuple[Any, str | None, Any]]) -> Ma
         else:
             rows[name] = chosen.outcome
         if chosen.digest is not None:
-            entry_digests[name] = (chosen.digest, chosen.deployment_id, len(chosen.source))
+            entry_digests[name] = (chosen.digest, chosen.deployment_id, len(chosen.source),
+                                   chosen.index)
         for candidate in deployments if len(deployments) > 1 else ():
             if candidate is not chosen:
                 skips.append(
@@ -473,4 +494,18 @@ def map_entries_with_sources(items: Iterable[tuple[Any, str | None, Any]]) -> Ma
                     )
                 )
     return MappedCatalogue(rows=rows, skips=tuple(skips), entry_count=count,
-                           deferred=deferred, entry_digests=entry_digests)
+                           deferred=deferred, entry_digests=entry_digests,
+                           carried=tuple(carried))
+
+
+def _meets(carried: list[Any], candidates: list[_Candidate]) -> bool:
+    """Whether an entry split one by one shares a name or a deployment id with an entry of a
+    carried block: then they are grouped together (duplicates, wildcard expansions), entry by
+    entry. (Entries of carried blocks were chosen rows of one earlier answer: never each
+    other's duplicates.)"""
+    if not candidates:
+        return False
+    names = {c.name for c in candidates}
+    deployments = {c.deployment_id for c in candidates} - {None}
+    return any(line[1] in names or (line[2] is not None and line[2] in deployments)
+               for block in carried for line in block.lines)

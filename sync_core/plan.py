@@ -211,7 +211,8 @@ def fingerprint(
         """The rows' synced values (fixed-size digests, which include the id) and their
         admin-owned descriptions, in id order: two parts, not two per row."""
         ordered = [rows[k] for k in sorted(rows)]
-        return [b"".join([_digest_of(row, known) for row in ordered]),
+        return [b"".join([row.digest if type(row) is KnownRow else _digest_of(row, known)
+                          for row in ordered]),
                 orjson.dumps([row.description for row in ordered])]
 
     catalogue_part = _digest(
@@ -426,10 +427,17 @@ def build_plan(
     known = catalogue.synced_digests  # (only for rows the catalogue holds: ids stay theirs)
     digests: dict[int, bytes] = {id(row): known[id(row)] for row in catalogue.rows.values()
                                  if id(row) in known}
+    everything = selection.is_everything
     for model_id in sorted(catalogue.rows):
         desired = catalogue.rows[model_id]
         existing = current.get(model_id)
-        if not selection.is_everything and not selection.includes(model_id, desired.provider):
+        if existing is desired and type(desired) is KnownRow and everything and not (
+                options.force_update):  # (a row planned from the record: see below)
+            digests[id(desired)] = desired.digest
+            actions.append(PlanAction(model_id, UNCHANGED, NOTHING, None, desired, desired,
+                                      desired, NOTHING, NOTHING, NOTHING))
+            settled[model_id] = desired.description
+        elif not everything and not selection.includes(model_id, desired.provider):
             actions.append(_outside(existing, desired))
         elif existing is None:
             actions.append(PlanAction(model_id, INSERT, {}, None, desired, None, desired))

@@ -336,7 +336,7 @@ class SyncService:
         audit_id: str | None = None,
     ) -> None:
         digest = None
-        known = known_entries.Loaded({}, 0)  # (sources without a body record no entries)
+        known = known_entries.Loaded(0)  # (sources without a body record no entries)
         fetch_body = getattr(self.source, "fetch_body", None)
         if fetch_body is None:  # mock and snapshot sources hand over parsed entries
             catalogue = map_catalogue(self.source.fetch_entries())
@@ -353,7 +353,7 @@ class SyncService:
                 result.recorded_by = known.audit
             # entry by entry, each parsed entry dropped once mapped (entry_split); entries
             # the last sync mapped are only recognised (known_entries)
-            catalogue = map_answer(body, self.source.model_info_url, known.priors, known.seed)
+            catalogue = map_answer(body, self.source.model_info_url, known.known, known.seed)
             del body  # (recognised entries keep it until they are resolved)
         result.total_models = catalogue.entry_count
         # The client's page-view copy of the catalogue is stale now: drop it before the

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync_core.entry_split import NotSplittable, map_answer, split_entries
+from sync_core import entry_split
+from sync_core.entry_split import Carried, KnownLines, NotSplittable, map_answer, split_entries
 from sync_core.errors import LiteLLMDataError
 from sync_core.litellm import parse_catalogue
 from sync_core.mapping import Prior, map_catalogue
@@ -201,6 +202,71 @@ def test_recognised_entries_split_exactly_as_if_none_were_known(earlier, edits, 
         [(bytes(raw), digest) for raw, digest, _ in plain]
     for (_, digest, entry), (_, _, parsed) in zip(fast, plain, strict=True):
         assert entry is known[digest] if digest in known else entry == parsed
+
+
+def _edited(entries, edits):
+    later = list(entries)
+    for kind, at, value in edits:
+        at = at % (len(later) + 1)
+        if kind == "insert" or not later:
+            later.insert(at, value)
+        elif kind == "change":
+            later[at % len(later)] = {**later[at % len(later)], **value}
+        elif kind == "drop":
+            later.pop(at % len(later))
+        else:
+            later.insert(0, later.pop(at % len(later)))
+    return later
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    earlier=st.lists(st.dictionaries(_text, _json, max_size=3), max_size=9),
+    edits=st.lists(st.tuples(st.sampled_from(["change", "insert", "drop", "swap"]),
+                             st.integers(0, 10), st.dictionaries(_text, _json, max_size=3)),
+                   max_size=3),
+    indent=st.booleans(),
+    size=st.integers(1, 3),
+)
+def test_carried_blocks_hold_exactly_the_entries_of_a_plain_split(earlier, edits, indent, size):
+    """Blocks of an earlier answer (of ``size`` entries) found whole in a later one (entries
+    changed, added, dropped, reordered) hold exactly the bytes and digests a plain split gives
+    there, entry by entry; the blocks gathered for the next record cover consecutive entries
+    split one by one, with their bytes' digest."""
+    option = orjson.OPT_INDENT_2 if indent else 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(entry_split, "BLOCK_ENTRIES", size)
+        blocks = []
+        first = list(split_entries(orjson.dumps({"data": earlier}, option=option),
+                                   blocks=blocks))
+        lines = [[digest, f"m{i}", None, "s", None, len(raw)]
+                 for i, (raw, digest, _) in enumerate(first)]
+        known = KnownLines([line[0] for line in lines], [line[5] for line in lines], blocks,
+                           lambda i: Prior(f"m{i}", None, "s", None, lines[i][5]), lines)
+        body = orjson.dumps({"data": _edited(earlier, edits)}, option=option)
+        split, gathered = [], []
+        for raw, digest, entry in split_entries(body, known, blocks=gathered):
+            if type(entry) is Carried:
+                assert bytes(raw) == bytes(entry.raw)
+                split += [(bytes(r), line[0]) for r, line in zip(entry.entries(), entry.lines,
+                                                                  strict=True)]
+            else:
+                split.append((bytes(raw), digest))
+    plain = [(bytes(raw), digest) for raw, digest, _ in split_entries(body)]
+    assert split == plain
+    spans, cursor = [], 0  # each entry's place in the body
+    for raw, _ in plain:
+        start = body.index(raw, cursor)
+        spans.append((start, start + len(raw)))
+        cursor = start + len(raw)
+    covered = []
+    for block in gathered:
+        assert 1 <= block.count <= size
+        start, end = spans[block.first][0], spans[block.first + block.count - 1][1]
+        assert block.length == end - start
+        assert block.digest == entry_split.entry_digest(body[start:end])
+        covered += range(block.first, block.first + block.count)
+    assert covered == sorted(set(covered))  # in order, never overlapping
 
 
 def test_a_recognised_digest_at_another_length_is_not_taken_for_the_entry():

@@ -182,11 +182,12 @@ def test_a_forced_sync_maps_everything_and_a_failed_sync_records_nothing(engine,
     assert mapped == []  # the record is still the one of the last applied sync
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 def test_any_sequence_of_upstream_and_database_changes_plans_as_a_full_mapping(engine, fake,
                                                                                seed):
-    """Random upstream changes (prices, new, removed, duplicate deployments, broken values) and
-    database edits, in every conflict mode: each sync's plan equals a full mapping's."""
+    """Random upstream changes (prices, new, removed, moved, duplicate deployments, names
+    sharing a deployment, broken values) and database edits, in every conflict mode: each
+    sync's plan equals a full mapping's, whichever blocks it carried whole."""
     rng = random.Random(seed)
     modes = ["litellm_wins", "database_wins", "merge"]
     service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)),
@@ -195,7 +196,8 @@ def test_any_sequence_of_upstream_and_database_changes_plans_as_a_full_mapping(e
     for _ in range(8):
         for _ in range(rng.randint(1, 4)):
             i = rng.randrange(len(entries))
-            kind = rng.choice(["price", "add", "remove", "duplicate", "broken", "flag"])
+            kind = rng.choice(["price", "add", "remove", "duplicate", "shared", "move",
+                               "broken", "flag"])
             if kind == "price":
                 entries[i]["model_info"]["input_cost_per_token"] = rng.randint(1, 99) * 1e-7
             elif kind == "add":
@@ -206,6 +208,12 @@ def test_any_sequence_of_upstream_and_database_changes_plans_as_a_full_mapping(e
                 twin = entry(entries[i]["model_name"], deployment_id=f"a-{rng.randrange(99)}",
                              max_input_tokens=rng.randint(1, 9) * 1000)
                 entries.insert(rng.randrange(len(entries)), twin)
+            elif kind == "shared":  # another name on an existing deployment: an expansion
+                twin = entry(f"x-{rng.randrange(10**6)}",
+                             deployment_id=entries[i]["model_info"]["id"])
+                entries.insert(rng.randrange(len(entries)), twin)
+            elif kind == "move":
+                entries.insert(rng.randrange(len(entries)), entries.pop(i))
             elif kind == "broken":
                 entries[i]["model_info"]["max_input_tokens"] = "lots"
             else:
@@ -221,6 +229,45 @@ def test_any_sequence_of_upstream_and_database_changes_plans_as_a_full_mapping(e
                 "DELETE FROM models WHERE id = :m",
             ]), m=model)
         checked_run(service)
+
+
+def test_a_resync_carries_the_blocks_whose_bytes_did_not_change(engine, fake, monkeypatch):
+    """40 entries, 5 blocks of 8: one changed price splits its block entry by entry (the other
+    seven recognised one by one); the other four blocks are carried whole, no entry of them
+    looked at. The record then holds the 5 blocks again, only the changed one's digest new."""
+    service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)))
+    run(service)
+    with engine.connect() as conn:
+        before = known_entries.load(conn)
+    assert [b[:2] for b in before.blocks] == [[0, 8], [8, 8], [16, 8], [24, 8], [32, 8]]
+    made = []
+    real = known_entries._prior
+    monkeypatch.setattr(known_entries, "_prior", lambda line: made.append(line[1]) or real(line))
+    entries = catalogue()
+    entries[5]["model_info"]["input_cost_per_token"] = 4e-6
+    fake.entries = entries
+    result = checked_run(service)
+    assert result.updated_models == 1 and result.unchanged_models == 39
+    assert sorted(made) == [f"m-{i:03d}" for i in range(8) if i != 5]
+    with engine.connect() as conn:
+        after = known_entries.load(conn)
+    assert [b[:2] for b in after.blocks] == [b[:2] for b in before.blocks]
+    assert [a[3] == b[3] for a, b in zip(after.blocks, before.blocks, strict=True)] == \
+        [False, True, True, True, True]
+
+
+def test_a_record_of_the_previous_format_means_every_entry_is_mapped_once(engine, fake, mapped):
+    import orjson
+
+    service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)))
+    run(service)
+    execute(engine, "UPDATE model_sync_control SET value = :v WHERE key = :k",
+            k=known_entries.STATE_KEY, v=orjson.dumps({
+                "mapping": known_entries.MAPPING_CODE, "format": 3, "seed": 1,
+                "entries": "[]"}).decode())
+    fake.entries = catalogue()[:-1]
+    checked_run(service, mapped=mapped)
+    assert len(mapped) == 39
 
 
 @pytest.mark.parametrize("value", ['{"mapping": "%s", "format": 2}',
@@ -315,9 +362,12 @@ def test_lines_written_back_as_read_are_the_lines_a_rebuild_gives(pg_url, fake, 
     compared = []
 
     def record_both_ways(conn, resolved, plan, loaded, audit_id):
-        hidden = {digest: dataclasses.replace(prior, version=None)
-                  for digest, prior in loaded.priors.items()}
-        real_record(conn, resolved, plan, dataclasses.replace(loaded, priors=hidden), audit_id)
+        hidden = known_entries.Loaded(loaded.seed, [line[:6] for line in loaded.lines],
+                                      loaded.blocks)  # (no versions: nothing passes through)
+        carried = tuple(dataclasses.replace(block, known=hidden.known)
+                        for block in resolved.carried)
+        assert carried  # (most entries were carried in blocks)
+        real_record(conn, dataclasses.replace(resolved, carried=carried), plan, hidden, audit_id)
         rebuilt = stored(conn)
         real_record(conn, resolved, plan, loaded, audit_id)
         compared.append((rebuilt, stored(conn)))
