@@ -36,7 +36,6 @@ import sqlalchemy as sa
 
 from . import mapping, redact, store
 from . import plan as planning
-from .control import control, put_control
 from .entry_split import Block, Carried, KnownLines
 from .mapping import (
     SKIP_DATA_ERROR,
@@ -50,10 +49,11 @@ from .mapping import (
     map_entry,
 )
 from .plan import WRITING_ACTIONS, SyncOptions, SyncPlan, synced_digest
+from .records import read_record, write_record
 from .store import read_current_rows, row_versions, transaction_version
 
 log = logging.getLogger("sync_core.known_entries")
-STATE_KEY = "sync.known_entries"
+STATE_KEY = "known_entries"
 #: The mapping rules the record was made with: our code and what it leans on (Python's
 #: Decimal and URL parsing, orjson's number formatting).
 MAPPING_CODE = hashlib.sha256(
@@ -112,19 +112,19 @@ def load(conn: sa.Connection, *, priors: bool = True) -> Loaded:
     record cannot be read: then every entry is simply mapped), and its seed (a new one when
     there is no record to keep). ``priors=False``: the seed only (a forced sync maps every
     entry)."""
-    row = conn.execute(sa.select(control.c.value).where(control.c.key == STATE_KEY)).first()
-    if row is None:
-        return Loaded(fresh_seed())
     try:
-        state = orjson.loads(row[0]) if isinstance(row[0], str | bytes) else row[0]
+        body = read_record(conn, STATE_KEY)
+        if body is None:
+            return Loaded(fresh_seed())
+        state = orjson.loads(body)
         if (not isinstance(state, dict) or state.get("mapping") != MAPPING_CODE
                 or state.get("format") != FORMAT or type(state.get("seed")) is not int):
             return Loaded(fresh_seed())
         if not priors:
             return Loaded(state["seed"])
-        lines = orjson.loads(state["entries"])
-        blocks = orjson.loads(state["blocks"])
-        audit = state.get("audit")
+        lines, blocks, audit = state["entries"], state["blocks"], state.get("audit")
+        if not isinstance(lines, list) or not all(type(line) is list for line in lines):
+            raise ValueError("lines that are not lists")
         if not all(b[0] >= 0 and b[1] > 0 and b[0] + b[1] <= len(lines) for b in blocks):
             raise ValueError("a block outside the lines")
         return Loaded(state["seed"], lines, blocks, audit if type(audit) is str else None)
@@ -308,13 +308,11 @@ def record(conn: sa.Connection, resolved: Resolved, plan: SyncPlan, loaded: Load
     blocks.sort()
     if lines == loaded.lines and blocks == loaded.blocks:
         return
-    state = {
+    write_record(conn, STATE_KEY, orjson.dumps({
         "mapping": MAPPING_CODE,
         "format": FORMAT,
         "seed": loaded.seed,  # the seed this sync's digests were made with
         "audit": audit_id,
-        # one JSON text, not 50,000 JSON values: the database stores it without parsing it
-        "entries": orjson.dumps(lines).decode(),
-        "blocks": orjson.dumps(blocks).decode(),
-    }
-    put_control(conn, STATE_KEY, state, "sync")
+        "entries": lines,
+        "blocks": blocks,
+    }))

@@ -39,8 +39,9 @@ T = TypeVar("T")
 
 
 @contextlib.contextmanager
-def _driver_cursor(conn: sa.Connection, statement: str) -> Iterator[Any]:
-    """A DB-API cursor of the connection's transaction, for one ``statement``.
+def _driver_cursor(conn: sa.Connection, statement: str, binary: bool = False) -> Iterator[Any]:
+    """A DB-API cursor of the connection's transaction, for one ``statement`` (``binary``:
+    psycopg's binary protocol, results as stored, PostgreSQL only).
 
     Listeners see the statement as if SQLAlchemy had run it, and a driver error becomes the
     SQLAlchemy exception SQLAlchemy itself would have raised.
@@ -48,7 +49,7 @@ def _driver_cursor(conn: sa.Connection, statement: str) -> Iterator[Any]:
     dbapi = conn.connection.dbapi_connection
     if dbapi is None:  # pragma: no cover - a closed connection
         raise sa.exc.ResourceClosedError("This Connection is closed")
-    cursor = dbapi.cursor()
+    cursor = dbapi.cursor(binary=True) if binary else dbapi.cursor()
     try:
         conn.dispatch.before_cursor_execute(conn, cursor, statement, (), None, False)
         try:
@@ -62,9 +63,12 @@ def _driver_cursor(conn: sa.Connection, statement: str) -> Iterator[Any]:
         cursor.close()
 
 
-def _run(conn: sa.Connection, statement: str, work: Callable[[Any], T]) -> T:
-    with _driver_cursor(conn, statement) as cursor:
+def driver_run(conn: sa.Connection, statement: str, work: Callable[[Any], T], *,
+               binary: bool = False) -> T:
+    """``work`` with a driver cursor of the connection's transaction (see ``_driver_cursor``)."""
+    with _driver_cursor(conn, statement, binary) as cursor:
         return work(cursor)
+
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -125,7 +129,7 @@ def read_current_rows(conn: sa.Connection,
 
     rows: dict[str, ModelRow] = {}
     with gc_paused():
-        _build_rows(_run(conn, sql, fetch), rows)
+        _build_rows(driver_run(conn, sql, fetch), rows)
     return rows
 
 
@@ -140,7 +144,7 @@ def row_versions(conn: sa.Connection) -> dict[str, str] | None:
         cursor.execute(sql)
         return dict(cursor.fetchall())
 
-    return _run(conn, sql, fetch)
+    return driver_run(conn, sql, fetch)
 
 
 def transaction_version(conn: sa.Connection) -> str:
@@ -264,7 +268,7 @@ def _pg_copy(
                 count += 1
         return count
 
-    return _run(conn, statement, copy)
+    return driver_run(conn, statement, copy)
 
 
 _PG_STAGE_COLUMNS = """id text, name text, provider text, description text,
@@ -312,7 +316,7 @@ def _sqlite_many(conn: sa.Connection, statement: str, rows: list[ModelRow]) -> i
         cursor.executemany(statement, [_sqlite_record(r) for r in rows])
         return cursor.rowcount
 
-    return _run(conn, statement, run)
+    return driver_run(conn, statement, run)
 
 
 def _pg_staged(conn: sa.Connection, rows: list[ModelRow], statement: str) -> int:

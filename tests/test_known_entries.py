@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from sync_core import known_entries, mapping
+from sync_core import known_entries, mapping, records
 from sync_core.access import SYSTEM
 from sync_core.config import Secret
 from sync_core.litellm import LiteLLMClient
@@ -74,6 +74,16 @@ def checked_run(service, options=None, mapped=None):
 def execute(engine, sql, **params):
     with engine.begin() as conn:
         return conn.execute(sa.text(sql), params)
+
+
+def stored_record(engine) -> bytes:
+    with engine.connect() as conn:
+        return records.read_record(conn, known_entries.STATE_KEY)
+
+
+def store_record(engine, body: bytes) -> None:
+    with engine.begin() as conn:
+        records.write_record(conn, known_entries.STATE_KEY, body)
 
 
 def test_a_resync_maps_only_the_changed_entries(engine, fake, mapped):
@@ -261,25 +271,30 @@ def test_a_record_of_the_previous_format_means_every_entry_is_mapped_once(engine
 
     service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)))
     run(service)
-    execute(engine, "UPDATE model_sync_control SET value = :v WHERE key = :k",
-            k=known_entries.STATE_KEY, v=orjson.dumps({
-                "mapping": known_entries.MAPPING_CODE, "format": 3, "seed": 1,
-                "entries": "[]"}).decode())
+    store_record(engine, orjson.dumps({"mapping": known_entries.MAPPING_CODE, "format": 3,
+                                       "seed": 1, "entries": "[]"}))
     fake.entries = catalogue()[:-1]
     checked_run(service, mapped=mapped)
     assert len(mapped) == 39
 
 
 @pytest.mark.parametrize("value", ['{"mapping": "%s", "format": 2}',
-                                   '{"mapping": "%s", "format": 2, "entries": "[[1]]"}',
-                                   '{"mapping": "%s", "format": 2, "entries": "not json"}',
-                                   '{"mapping": "%s", "format": 1, "entries": "[]"}', '[1, 2]'])
+                                   '{"mapping": "%s", "format": 4, "seed": 1, "entries": [[1]], '
+                                   '"blocks": []}',
+                                   '{"mapping": "%s", "format": 4, "seed": 1, "entries": [], '
+                                   '"blocks": [[0, 1, 5, "x"]]}',
+                                   '{"mapping": "%s", "format": 4, "seed": 1, "entries": "x", '
+                                   '"blocks": []}',
+                                   '{"mapping": "%s", "format": 1, "entries": "[]"}', '[1, 2]',
+                                   "not json", "not zstd"])
 def test_an_unreadable_record_only_means_every_entry_is_mapped(engine, fake, mapped, value):
     service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)))
     run(service)
-    text = value % known_entries.MAPPING_CODE if "%s" in value else value
-    execute(engine, "UPDATE model_sync_control SET value = :v WHERE key = :k",
-            v=text, k=known_entries.STATE_KEY)
+    if value == "not zstd":
+        execute(engine, "UPDATE model_sync_records SET body = :b", b=b"\x00garbage")
+    else:
+        store_record(engine, (value % known_entries.MAPPING_CODE if "%s" in value
+                              else value).encode())
     fake.entries = catalogue()[1:]
     mapped.clear()
     result = checked_run(service, mapped=mapped)
@@ -355,8 +370,7 @@ def test_lines_written_back_as_read_are_the_lines_a_rebuild_gives(pg_url, fake, 
     run(service)  # m-009 read, recorded with its stored description; m-005 written
 
     def stored(conn):
-        return conn.execute(sa.text("SELECT value::text FROM model_sync_control WHERE key = :k"),
-                            {"k": known_entries.STATE_KEY}).scalar()
+        return records.read_record(conn, known_entries.STATE_KEY)
 
     real_record = known_entries.record
     compared = []
@@ -382,11 +396,11 @@ def test_lines_written_back_as_read_are_the_lines_a_rebuild_gives(pg_url, fake, 
     assert passed == rebuilt
     monkeypatch.undo()
     execute(engine, "DELETE FROM model_sync_control WHERE key = 'sync.last_applied'")
-    version = execute(engine, "SELECT xmin::text FROM model_sync_control WHERE key = :k",
+    version = execute(engine, "SELECT xmin::text FROM model_sync_records WHERE key = :k",
                       k=known_entries.STATE_KEY).scalar()
     again = run(service)  # (no fast path: its record is gone) every row known, none written
     assert again.success and not again.fast_path and again.unchanged_models == 40
-    assert execute(engine, "SELECT xmin::text FROM model_sync_control WHERE key = :k",
+    assert execute(engine, "SELECT xmin::text FROM model_sync_records WHERE key = :k",
                    k=known_entries.STATE_KEY).scalar() == version
     engine.dispose()
 
@@ -423,17 +437,12 @@ def test_a_row_recorded_without_a_description_is_read_not_assumed(pg_url, fake):
     engine = create_db_engine(pg_url)
     service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)))
     run(service)
-    raw = execute(engine, "SELECT value FROM model_sync_control WHERE key = :k",
-                  k=known_entries.STATE_KEY).scalar()
-    state = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
-    items = orjson.loads(state["entries"])
-    for item in items:
+    state = orjson.loads(stored_record(engine))
+    for item in state["entries"]:
         if item[1] == "m-001":
             assert item[4] == "model 1" and len(item) == 7  # (stored description: the same)
             item.append(None)
-    state["entries"] = orjson.dumps(items).decode()
-    execute(engine, "UPDATE model_sync_control SET value = :v WHERE key = :k",
-            v=orjson.dumps(state).decode(), k=known_entries.STATE_KEY)
+    store_record(engine, orjson.dumps(state))
     fake.entries = catalogue()[:-1]
     result = checked_run(service)
     planned = {a.model_id: a for a in result.plan.actions}
