@@ -24,7 +24,7 @@ import dataclasses
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -69,10 +69,10 @@ class Carried:
     index: int
     raw: memoryview
     known: KnownLines
+    lines: list[list[Any]] = field(init=False)
 
-    @property
-    def lines(self) -> list[list[Any]]:
-        return self.known.lines[self.block.first:self.block.first + self.block.count]
+    def __post_init__(self) -> None:
+        self.lines = self.known.lines[self.block.first:self.block.first + self.block.count]
 
     def entries(self) -> list[memoryview]:
         """The block's entries' bytes, one by one (when one of them must be looked at)."""

@@ -505,7 +505,7 @@ def _meets(carried: list[Any], candidates: list[_Candidate]) -> bool:
     other's duplicates.)"""
     if not candidates:
         return False
-    names = {c.name for c in candidates}
-    deployments = {c.deployment_id for c in candidates} - {None}
-    return any(line[1] in names or (line[2] is not None and line[2] in deployments)
-               for block in carried for line in block.lines)
+    names = {line[1] for block in carried for line in block.lines}
+    deployments = {line[2] for block in carried for line in block.lines}
+    deployments.discard(None)
+    return any(c.name in names or c.deployment_id in deployments for c in candidates)
