@@ -8,12 +8,11 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from .access import Actor, require_admin
 from .audit import write_audit
-from .db import is_postgres
+from .db import upsert_insert
 from .policy import ModelPolicy, normalise_fields
 from .schema import JSONDocument, metadata
 
@@ -44,7 +43,7 @@ def get_control(engine: Engine, key: str, default: Any = None) -> Any:
 def put_control(conn: sa.Connection, key: str, value: Any, updated_by: str) -> None:
     """Upsert one value inside the caller's transaction, in one statement (the sync's records
     are megabytes: an UPDATE that misses and then an INSERT would send them twice)."""
-    insert = postgresql.insert if is_postgres(conn) else sqlite.insert
+    insert = upsert_insert(conn)
     statement = insert(control).values(key=key, value=value, updated_by=updated_by,
                                        updated_at=datetime.now(UTC))
     conn.execute(statement.on_conflict_do_update(

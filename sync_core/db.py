@@ -8,6 +8,7 @@ reading while a sync writes.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -90,3 +91,13 @@ def create_db_engine(settings_or_url: Settings | str, **overrides: object) -> En
 
 def is_postgres(engine_or_conn: Engine | sa.Connection) -> bool:
     return engine_or_conn.dialect.name == "postgresql"
+
+
+def upsert_insert(conn: sa.Connection) -> Any:
+    """The dialect's ``insert`` construct, which has ``on_conflict_do_update`` (SQLite's
+    imported only on SQLite: 5 ms of every command's start-up otherwise)."""
+    if is_postgres(conn):
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert

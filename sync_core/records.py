@@ -14,9 +14,8 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 import zstandard
-from sqlalchemy.dialects import postgresql, sqlite
 
-from .db import is_postgres
+from .db import is_postgres, upsert_insert
 from .schema import metadata
 from .store import driver_run
 
@@ -53,7 +52,7 @@ def read_record(conn: sa.Connection, key: str) -> bytes | None:
 
 def write_record(conn: sa.Connection, key: str, body: bytes) -> None:
     """Upsert the record inside the caller's transaction, in one statement."""
-    insert = postgresql.insert if is_postgres(conn) else sqlite.insert
+    insert = upsert_insert(conn)
     statement = insert(records).values(key=key, updated_at=datetime.now(UTC),
                                        body=zstandard.ZstdCompressor(level=1).compress(body))
     conn.execute(statement.on_conflict_do_update(
