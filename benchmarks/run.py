@@ -15,9 +15,9 @@ trip as ``median + round trips × 1 ms`` (loopback round trips cost ~0.05 ms, ig
 "whole process" rows time entire processes from outside, interpreter start to exit: the
 floor's process and ``litemaas-sync sync`` as an admin runs it (imports, configuration, schema
 check, the sync, its snapshot and history listeners); ``--no-process`` skips them, and the
-"re-sync … process" rows, ``litemaas-sync sync`` again after a first sync. The lines under the
-table give the re-sync ratios: 1% changed against nothing changed, and nothing changed against
-the first sync.
+"re-sync … process" rows, ``litemaas-sync sync`` again after a first ``litemaas-sync sync``.
+The lines under the table give the re-sync ratios: 1% changed against nothing changed, and
+nothing changed against the first sync.
 """
 
 from __future__ import annotations
