@@ -148,6 +148,7 @@ def split_entries(body: bytes, known: Mapping[str, Prior] | KnownLines | None = 
     order, lengths, recorded = known.digests, known.lengths, known.blocks
     expected = 0
     index = 0  # of the entry in this answer
+    taken: set[int] = set()  # blocks carried (an answer repeating one: split the repeat)
     run: list[int] = []  # the block being gathered: [first entry, count, start, end]
 
     def close_run() -> None:
@@ -167,11 +168,12 @@ def split_entries(body: bytes, known: Mapping[str, Prior] | KnownLines | None = 
     while True:
         if body[pos:pos + 1] != b"{":
             raise NotSplittable(f"an entry at byte {pos} is not a JSON object")
-        block = recorded.get(expected) if recorded else None
+        block = recorded.get(expected) if recorded and expected not in taken else None
         if block is not None:  # a whole block, expected here: one digest for its entries
             end = _END.match(body, pos + block.length - 1)
             if end is not None and entry_digest(view[pos:end.start() + 1], seed) == block.digest:
                 close_run()
+                taken.add(block.first)
                 yield view[pos:end.start() + 1], None, Carried(block, index, view[
                     pos:end.start() + 1], known)
                 index += block.count

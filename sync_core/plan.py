@@ -416,7 +416,7 @@ def build_plan(
     ``policies`` (pins, protected fields) and ``unavailable_since`` (for retention, judged at
     ``now``) are inputs like the rows: they are part of the fingerprint.
     """
-    if catalogue.deferred:  # they would look absent, and be marked unavailable
+    if catalogue.deferred or catalogue.carried:  # they would look absent: marked unavailable
         raise ValueError("resolve the recognised entries (known_entries.resolve) first")
     options = options or SyncOptions()
     policies = policies or {}

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 import zstandard
 from sqlalchemy.engine import Engine
 
+from .db import is_postgres
 from .errors import SyncError
 from .mapping import KnownRow, ModelRow
 from .plan import DELETE, MARK_UNAVAILABLE, WRITING_ACTIONS, SyncPlan
@@ -53,6 +54,8 @@ snapshots = sa.Table(
 )
 #: Deltas in a row before a whole snapshot is stored again: what a restore reads at most.
 MAX_CHAIN = 10
+#: Advisory lock taking and pruning snapshots (the sync lock is ``(…, 1)``, migrations ``2``).
+SNAPSHOT_LOCK = (0x4C4D5353, 3)
 
 
 class SnapshotNotFound(SyncError):
@@ -113,21 +116,25 @@ def _entries(conn: sa.Connection, sync_audit_id: str) -> tuple[list[dict[str, An
     if row is None:
         raise SnapshotNotFound(f"No snapshot of sync {sync_audit_id}; "
                                "`litemaas-sync restore --list` shows the ones kept")
+    unreadable = SnapshotNotFound(f"The snapshot of sync {sync_audit_id} is stored as changes "
+                                  "from a snapshot no longer kept; it cannot be restored")
     content, taken_at, depth = _decoded(bytes(row[0])), row[1], 0
     deltas = []
-    while isinstance(content, dict):  # a delta: read its base first
-        deltas.append(content)
-        base = conn.execute(sa.select(snapshots.c.entries)
-                            .where(snapshots.c.sync_audit_id == content["base"])).scalar()
-        depth += 1
-        if base is None or depth > MAX_CHAIN:
-            raise SnapshotNotFound(f"The snapshot of sync {sync_audit_id} is stored as changes "
-                                   "from a snapshot no longer kept; it cannot be restored")
-        content = _decoded(bytes(base))
-    metadata = {item["id"]: item["metadata"] for item in content}
-    for delta in reversed(deltas):
-        changed = {item["id"]: item["metadata"] for item in delta["upsert"]}
-        metadata = {i: changed[i] if i in changed else metadata[i] for i in delta["ids"]}
+    try:
+        while isinstance(content, dict):  # a delta: read its base first
+            deltas.append(content)
+            base = conn.execute(sa.select(snapshots.c.entries)
+                                .where(snapshots.c.sync_audit_id == content["base"])).scalar()
+            depth += 1
+            if base is None or depth > MAX_CHAIN:
+                raise unreadable
+            content = _decoded(bytes(base))
+        metadata = {item["id"]: item["metadata"] for item in content}
+        for delta in reversed(deltas):
+            changed = {item["id"]: item["metadata"] for item in delta["upsert"]}
+            metadata = {i: changed[i] if i in changed else metadata[i] for i in delta["ids"]}
+    except (KeyError, TypeError):  # (a chain that does not hold what it should)
+        raise unreadable from None
     return [{"id": i, "metadata": m} for i, m in metadata.items()], taken_at
 
 
@@ -157,13 +164,17 @@ def take_snapshot(engine: Engine, result: SyncResult, keep: int = DEFAULT_KEEP) 
         return False
     ids, rows = _final_rows(result.plan)
     with engine.begin() as conn:
+        if is_postgres(conn):  # replicas' listeners one at a time: none prunes another's base
+            conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({SNAPSHOT_LOCK[0]}, "
+                                 f"{SNAPSHOT_LOCK[1]})"))
         chains = _chains(conn)
         values: dict[str, Any] = {"sync_audit_id": result.audit_id,
                                   "created_at": datetime.now(UTC), "model_count": len(ids)}
-        base = result.recorded_by if len(rows) < len(ids) else None
+        base = result.recorded_by
         depth = _depth(chains, base) if base is not None else None
-        if base is None:  # every row at hand: a whole snapshot
+        if len(rows) == len(ids):  # every row at hand: a whole snapshot
             conn.execute(sa.insert(snapshots).values(entries=_packed(rows), **values))
+            base = None
         elif depth is not None and depth < MAX_CHAIN:
             conn.execute(sa.insert(snapshots).values(
                 entries=_packed(rows, base=base, ids=ids), base_sync_audit_id=base, **values))

@@ -266,6 +266,21 @@ def test_a_resync_carries_the_blocks_whose_bytes_did_not_change(engine, fake, mo
         [False, True, True, True, True]
 
 
+def test_an_answer_repeating_a_recorded_stretch_plans_as_a_full_mapping(engine, fake):
+    """LiteLLM answers entry 7 and the block after it twice, byte for byte, entry 7's own block
+    changed (so split entry by entry): the repeat is not carried a second time but split, so
+    its entries are reported as the duplicates a full mapping finds (the same fingerprint as a
+    preview's), and the next sync too."""
+    service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)))
+    run(service)
+    entries = catalogue()
+    entries[3]["model_info"]["input_cost_per_token"] = 2e-6
+    fake.entries = entries[:16] + entries[7:16] + entries[16:]
+    result = checked_run(service)
+    assert result.skipped_models == 9 and result.updated_models == 1
+    assert checked_run(service).skipped_models == 9
+
+
 def test_a_record_of_the_previous_format_means_every_entry_is_mapped_once(engine, fake, mapped):
     import orjson
 
@@ -285,6 +300,9 @@ def test_a_record_of_the_previous_format_means_every_entry_is_mapped_once(engine
                                    '"blocks": [[0, 1, 5, "x"]]}',
                                    '{"mapping": "%s", "format": 4, "seed": 1, "entries": "x", '
                                    '"blocks": []}',
+                                   '{"mapping": "%s", "format": 4, "seed": 1, '
+                                   '"entries": [["d", "m-000", null, "s", null, "9"]], '
+                                   '"blocks": [[0, 1, "9", "x"]]}',
                                    '{"mapping": "%s", "format": 1, "entries": "[]"}', '[1, 2]',
                                    "not json", "not zstd"])
 def test_an_unreadable_record_only_means_every_entry_is_mapped(engine, fake, mapped, value):

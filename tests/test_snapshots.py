@@ -221,6 +221,41 @@ def test_snapshots_taken_by_earlier_versions_still_restore(engine, fake):
     assert SnapshotSource(engine, first.audit_id).fetch_entries() == expected
 
 
+def test_without_the_record_writers_id_a_partial_plan_is_never_a_whole_snapshot(engine, fake):
+    """A plan holding rows it never read, with no record writer to be a delta of: the database
+    builds the whole snapshot (the plan's rows alone would leave the others out)."""
+    service = service_for(engine, fake)
+    run(service)
+    entries = catalogue()
+    entries[4]["model_info"]["input_cost_per_token"] = 6e-6
+    fake.entries = entries
+    quiet = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)))  # (no listener)
+    second = run(quiet)
+    second.recorded_by = None
+    assert snapshots.take_snapshot(engine, second)
+    base, content = stored(engine)[second.audit_id]
+    assert base is None and isinstance(content, list) and len(content) == 40
+    assert restored(engine, second.audit_id) == comparable(in_database(engine))
+
+
+def test_a_delta_that_does_not_hold_what_it_should_cannot_be_restored(engine, fake):
+    service = service_for(engine, fake)
+    first = run(service)
+    entries = catalogue()
+    entries[1]["model_info"]["input_cost_per_token"] = 3e-6
+    fake.entries = entries
+    second = run(service)
+    _, delta = stored(engine)[second.audit_id]
+    delta["ids"].append("never-synced")  # in no snapshot
+    with engine.begin() as conn:
+        conn.execute(sa.update(snapshots.snapshots)
+                     .where(snapshots.snapshots.c.sync_audit_id == second.audit_id)
+                     .values(entries=zstandard.ZstdCompressor().compress(orjson.dumps(delta))))
+    assert stored(engine)[second.audit_id][0] == first.audit_id
+    with pytest.raises(snapshots.SnapshotNotFound, match="cannot be restored"):
+        SnapshotSource(engine, second.audit_id)
+
+
 def test_a_delta_whose_base_is_gone_cannot_be_restored_and_says_so(engine, fake):
     service = service_for(engine, fake)
     first = run(service)
