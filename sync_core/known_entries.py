@@ -146,6 +146,8 @@ class Resolved:
     current: dict[str, ModelRow | KnownRow]
     versions: dict[str, str] | None
     carried: tuple[Carried, ...] = ()
+    #: The carried blocks (by ``index``) whose every row was planned from the record alone.
+    still: frozenset[int] = frozenset()
 
 
 def _in_step(row: ModelRow | KnownRow | None, signature: str, description: str | None,
@@ -210,8 +212,10 @@ def resolve(conn: sa.Connection, catalogue: MappedCatalogue, options: SyncOption
         untouched, quiet = {}, []
         moved = [(block, [False] * block.block.count) for block in catalogue.carried]
         current = dict(read_current_rows(conn))
+    still = frozenset(block.index for block in catalogue.carried) - {
+        block.index for block, _ in moved}
     if not deferred and not quiet and not moved:
-        return Resolved(catalogue, current, versions, catalogue.carried)
+        return Resolved(catalogue, current, versions, catalogue.carried, still)
     rows: dict[str, ModelRow | KnownRow] = dict(catalogue.rows)
     digests = dict(catalogue.synced_digests)
     for block, flags in moved:  # lines whose rows must be read: as recognised entries
@@ -251,7 +255,7 @@ def resolve(conn: sa.Connection, catalogue: MappedCatalogue, options: SyncOption
             skips.append(Skip(name, SKIP_DATA_ERROR, str(exc), prior.deployment_id))
     resolved = dataclasses.replace(catalogue, rows=rows, skips=tuple(skips), deferred={},
                                    carried=(), synced_digests=digests)
-    return Resolved(resolved, current, versions, catalogue.carried)
+    return Resolved(resolved, current, versions, catalogue.carried, still)
 
 
 def record(conn: sa.Connection, resolved: Resolved, plan: SyncPlan, loaded: Loaded,
@@ -264,11 +268,12 @@ def record(conn: sa.Connection, resolved: Resolved, plan: SyncPlan, loaded: Load
     re-sync with few changes rewrites one row); when it does not, the rows it records are
     exactly as the sync that wrote it left them, and its audit id stays."""
     catalogue, versions = resolved.catalogue, resolved.versions
+    written: dict[str, str] = {}
     if versions is not None and plan.has_changes:
         # (were a row written under another version, the next sync would read it: no harm)
         ours = transaction_version(conn)
-        versions = {**versions, **{a.model_id: ours for a in plan.actions
-                                   if a.action in WRITING_ACTIONS}}
+        written = {a.model_id: ours for a in plan.actions if a.action in WRITING_ACTIONS}
+        versions = {**versions, **written}
     rows, settled, desired = catalogue.rows, plan.settled, plan.desired_digests
 
     def line_for(digest: str, name: str, deployment: str | None, length: int,
@@ -293,6 +298,12 @@ def record(conn: sa.Connection, resolved: Resolved, plan: SyncPlan, loaded: Load
             by_entry[index] = line_for(digest, name, deployment, length, row,
                                        loaded.lines[at] if at is not None else None)
     for block in resolved.carried:
+        if block.index in resolved.still and written.keys().isdisjoint(
+                line[1] for line in block.lines):
+            # every row planned from its line, none written: the lines as they were read
+            by_entry.update(zip(range(block.index, block.index + block.block.count),
+                                block.lines, strict=True))
+            continue
         for offset, line in enumerate(block.lines):
             row = rows.get(line[1])
             if row is not None:
