@@ -3,8 +3,10 @@
 After every applied sync the service records, for each row it took from an entry of LiteLLM's
 answer: the entry's digest, the row's name and deployment id, the row's synced digest and its
 description, and on PostgreSQL, for a row the sync left holding exactly those values, the row's
-version (``xmin``). The next sync recognises those entries by digest while it splits the answer
-(``entry_split``) and neither parses nor maps them. Before planning, each is resolved against
+version (``xmin``); the lines go in answer order, with blocks of consecutive entries (their
+length and one digest), and the record is stored compressed (``records``). The next sync
+recognises those entries by digest while it splits the answer, whole blocks at once
+(``entry_split``), and neither parses nor maps them. Before planning, each is resolved against
 the database. A row still at the recorded version was written by nobody since: it is planned
 from the record alone, without reading it (:class:`~sync_core.mapping.KnownRow`). Any other row
 is read: when it still has the recorded synced digest, it holds exactly the values mapping the
