@@ -119,5 +119,21 @@ def test_restore_an_earlier_catalogue_as_a_reviewed_plan(cli, litellm, db_url):
     stored = rows(db_url)
     assert stored["gpt-4o"].context_length == 128000
     assert stored["text-embedding-3-small"].availability == "available"
+    # and forward again, to the second sync's snapshot (on PostgreSQL a delta of the first)
+    second = next(s for s in json.loads(cli("restore", "--list", "--json")[1])
+                  if s["sync_audit_id"] not in (first["sync_audit_id"],)
+                  and s["model_count"] == first["model_count"] - 1)
+    if db_url.startswith("postgresql"):
+        engine = create_db_engine(db_url)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text(
+                "SELECT base_sync_audit_id FROM model_sync_snapshots WHERE sync_audit_id = :i"),
+                {"i": second["sync_audit_id"]}).scalar() == first["sync_audit_id"]
+        engine.dispose()
+    code, out, _ = cli("restore", second["sync_audit_id"], "--apply", "--json")
+    assert code == 0 and json.loads(out)["unavailableModels"] == 1
+    stored = rows(db_url)
+    assert stored["gpt-4o"].context_length == 64000
+    assert stored["text-embedding-3-small"].availability == "unavailable"
     code, _, err = cli("restore", "0" * 36)
     assert code == 1 and "No snapshot" in err
