@@ -308,7 +308,7 @@ def _interval(settings: Settings) -> float | None:
 def handle_health(runtime: Runtime) -> ApiResponse:
     """``GET /api/v1/models/health``: LiteMaaS's shape; 200 even when unhealthy (see status)."""
     report = check_health(runtime.service, sync_interval_s=_interval(runtime.settings))
-    if report.pending_changes is not None:
+    if report.pending_changes is not None and runtime.metrics is not None:
         runtime.metrics.observe_pending(report.pending_changes)
     return ApiResponse(200, report.to_api())
 
@@ -334,6 +334,8 @@ def handle_metrics(runtime: Runtime) -> tuple[int, bytes, str]:
     """``GET /metrics``: Prometheus text (no auth, like most exporters; no secrets in it)."""
     from .metrics import CONTENT_TYPE
 
+    if runtime.metrics is None:  # (the API's runtime always has them)
+        return 404, b"no metrics in this process\n", "text/plain"
     return 200, runtime.metrics.render(), CONTENT_TYPE
 
 

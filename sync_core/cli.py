@@ -321,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             "Mock mode: no LITELLM_API_URL set; using the bundled demo catalogue.", file=sys.stderr
         )
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, with_metrics=False)  # (nothing scrapes a command)
     try:
         if args.command not in ("migrate", "doctor") and not migrate.is_up_to_date(runtime.engine):
             print(

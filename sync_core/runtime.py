@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
@@ -12,12 +13,14 @@ from .config import Settings
 from .db import create_db_engine
 from .history import change_recorder
 from .litellm import LiteLLMClient
-from .metrics import SyncMetrics
 from .mock_litellm import MockLiteLLMClient
 from .notify import Notifier
 from .policy import Selection
 from .snapshots import SnapshotSource, snapshot_taker
 from .sync import CatalogueSource, SyncResult, SyncService
+
+if TYPE_CHECKING:
+    from .metrics import SyncMetrics
 
 log = logging.getLogger("sync_core.runtime")
 #: How long closing waits for webhooks still queued (a CLI sync exits right after its sync).
@@ -40,7 +43,8 @@ class Runtime:
     engine: Engine
     source: CatalogueSource
     service: SyncService
-    metrics: SyncMetrics
+    #: None in the CLI: nothing scrapes a command's process (prometheus_client: 10 ms of start-up).
+    metrics: SyncMetrics | None
     #: What every finished sync notifies (metrics, then the per-model history).
     on_finished: Callable[[SyncResult], None]
     notifier: Notifier
@@ -84,18 +88,27 @@ def build_runtime(
     *,
     source: CatalogueSource | None = None,
     engine: Engine | None = None,
+    with_metrics: bool = True,
 ) -> Runtime:
     settings = settings or Settings.from_env()
     engine = engine or create_db_engine(settings)
-    metrics = SyncMetrics()
+    metrics = None
+    if with_metrics:
+        from .metrics import SyncMetrics
+
+        metrics = SyncMetrics()
     source = source or make_source(settings, metrics)
     notifier = Notifier(settings.notify_webhook_urls, settings.notify_webhook_secret)
-    listeners = (metrics.observe_sync, change_recorder(engine), snapshot_taker(engine), notifier)
+    listeners: tuple[Callable[[SyncResult], None], ...] = (
+        change_recorder(engine), snapshot_taker(engine), notifier)
+    if metrics is not None:
+        listeners = (metrics.observe_sync, *listeners)
 
     def on_finished(result: SyncResult) -> None:
         for listener in listeners:
             listener(result)
 
     service = _service(settings, engine, source, on_finished)
-    metrics.bind(lambda: service.engine, lambda: getattr(service.source, "breaker", None))
+    if metrics is not None:
+        metrics.bind(lambda: service.engine, lambda: getattr(service.source, "breaker", None))
     return Runtime(settings, engine, source, service, metrics, on_finished, notifier)
