@@ -127,8 +127,9 @@ def load(conn: sa.Connection, *, priors: bool = True) -> Loaded:
         lines, blocks, audit = state["entries"], state["blocks"], state.get("audit")
         if not isinstance(lines, list) or not all(type(line) is list for line in lines):
             raise ValueError("lines that are not lists")
-        if not all(type(line[5]) is int and type(line[0]) is str for line in lines):
-            raise ValueError("a line without a digest or a length")
+        if not all(type(line[5]) is int and type(line[0]) is str
+                   and (len(line) < 7 or type(line[6]) is str) for line in lines):
+            raise ValueError("a line without a digest, a length or a text version")
         if not all(type(b) is list and len(b) == 4 and all(type(v) is int for v in b[:3])
                    and type(b[3]) is str and b[0] >= 0 and b[1] > 0
                    and b[0] + b[1] <= len(lines) for b in blocks):

@@ -303,6 +303,9 @@ def test_a_record_of_the_previous_format_means_every_entry_is_mapped_once(engine
                                    '{"mapping": "%s", "format": 4, "seed": 1, '
                                    '"entries": [["d", "m-000", null, "s", null, "9"]], '
                                    '"blocks": [[0, 1, "9", "x"]]}',
+                                   '{"mapping": "%s", "format": 4, "seed": 1, '
+                                   '"entries": [["d", "m-000", null, "s", null, 9, null]], '
+                                   '"blocks": []}',
                                    '{"mapping": "%s", "format": 1, "entries": "[]"}', '[1, 2]',
                                    "not json", "not zstd"])
 def test_an_unreadable_record_only_means_every_entry_is_mapped(engine, fake, mapped, value):
