@@ -168,6 +168,22 @@ def test_the_client_and_a_sync_accept_the_same_answers():
         _same(map_answer(body, URL), map_catalogue(parsed))
 
 
+def _edited(entries, edits):
+    """``entries`` with hypothesis's edits: changed, inserted, dropped, moved to the front."""
+    later = list(entries)
+    for kind, at, value in edits:
+        at = at % (len(later) + 1)
+        if kind == "insert" or not later:
+            later.insert(at, value)
+        elif kind == "change":
+            later[at % len(later)] = {**later[at % len(later)], **value}
+        elif kind == "drop":
+            later.pop(at % len(later))
+        else:
+            later.insert(0, later.pop(at % len(later)))
+    return later
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     earlier=st.lists(st.dictionaries(_text, _json, max_size=4), max_size=6),
@@ -184,39 +200,13 @@ def test_recognised_entries_split_exactly_as_if_none_were_known(earlier, edits, 
     known = {digest: Prior(f"m{index}", None, "signature", None, len(raw))
              for index, (raw, digest, _) in enumerate(split_entries(
                  orjson.dumps({"data": earlier}, option=option)))}
-    later = list(earlier)
-    for kind, at, value in edits:
-        at = at % (len(later) + 1)
-        if kind == "insert" or not later:
-            later.insert(at, value)
-        elif kind == "change":
-            later[at % len(later)] = {**later[at % len(later)], **value}
-        elif kind == "drop":
-            later.pop(at % len(later))
-        else:
-            later.insert(0, later.pop(at % len(later)))
-    body = orjson.dumps({"data": later}, option=option)
+    body = orjson.dumps({"data": _edited(earlier, edits)}, option=option)
     plain = list(split_entries(body))
     fast = list(split_entries(body, known))
     assert [(bytes(raw), digest) for raw, digest, _ in fast] == \
         [(bytes(raw), digest) for raw, digest, _ in plain]
     for (_, digest, entry), (_, _, parsed) in zip(fast, plain, strict=True):
         assert entry is known[digest] if digest in known else entry == parsed
-
-
-def _edited(entries, edits):
-    later = list(entries)
-    for kind, at, value in edits:
-        at = at % (len(later) + 1)
-        if kind == "insert" or not later:
-            later.insert(at, value)
-        elif kind == "change":
-            later[at % len(later)] = {**later[at % len(later)], **value}
-        elif kind == "drop":
-            later.pop(at % len(later))
-        else:
-            later.insert(0, later.pop(at % len(later)))
-    return later
 
 
 @settings(max_examples=300, deadline=None)

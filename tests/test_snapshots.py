@@ -238,13 +238,18 @@ def test_without_the_record_writers_id_a_partial_plan_is_never_a_whole_snapshot(
     assert restored(engine, second.audit_id) == comparable(in_database(engine))
 
 
-def test_a_delta_that_does_not_hold_what_it_should_cannot_be_restored(engine, fake):
+def first_and_resync(engine, fake):
+    """A first sync, then a re-sync with one price changed: its snapshot is a delta."""
     service = service_for(engine, fake)
     first = run(service)
     entries = catalogue()
     entries[1]["model_info"]["input_cost_per_token"] = 3e-6
     fake.entries = entries
-    second = run(service)
+    return first, run(service)
+
+
+def test_a_delta_that_does_not_hold_what_it_should_cannot_be_restored(engine, fake):
+    first, second = first_and_resync(engine, fake)
     _, delta = stored(engine)[second.audit_id]
     delta["ids"].append("never-synced")  # in no snapshot
     with engine.begin() as conn:
@@ -257,12 +262,7 @@ def test_a_delta_that_does_not_hold_what_it_should_cannot_be_restored(engine, fa
 
 
 def test_a_delta_whose_base_is_gone_cannot_be_restored_and_says_so(engine, fake):
-    service = service_for(engine, fake)
-    first = run(service)
-    entries = catalogue()
-    entries[1]["model_info"]["input_cost_per_token"] = 3e-6
-    fake.entries = entries
-    second = run(service)
+    first, second = first_and_resync(engine, fake)
     assert stored(engine)[second.audit_id][0] == first.audit_id
     with engine.begin() as conn:
         conn.execute(sa.delete(snapshots.snapshots)
