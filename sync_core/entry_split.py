@@ -171,11 +171,11 @@ def split_entries(body: bytes, known: Mapping[str, Prior] | KnownLines | None = 
         block = recorded.get(expected) if recorded and expected not in taken else None
         if block is not None:  # a whole block, expected here: one digest for its entries
             end = _END.match(body, pos + block.length - 1)
-            if end is not None and entry_digest(view[pos:end.start() + 1], seed) == block.digest:
+            raw = view[pos:end.start() + 1] if end is not None else view[:0]
+            if end is not None and entry_digest(raw, seed) == block.digest:
                 close_run()
                 taken.add(block.first)
-                yield view[pos:end.start() + 1], None, Carried(block, index, view[
-                    pos:end.start() + 1], known)
+                yield raw, None, Carried(block, index, raw, known)
                 index += block.count
                 expected += block.count
                 if b"]" in end.group():
