@@ -5,10 +5,12 @@ and nobody has written to the catalogue since (same row count, same latest ``upd
 availability count, same policies), the plan is known to write nothing: the sync skips parsing,
 mapping and planning and reports the counts recorded by the sync that applied it. Every sync
 that cannot be sure — a reviewed plan to check, ``forceUpdate``, retention, a source that gives no
-body — takes the full path. PostgreSQL only: its ``updated_at`` has microseconds, so any write
-moves the marker; SQLite's ``CURRENT_TIMESTAMP`` has whole seconds, and an edit in the same
-second as a sync would go unseen. The answer is identified by its length and XXH3-128, cheap next
-to parsing it; a collision would only postpone a change to the next sync whose answer differs.
+body — takes the full path. On PostgreSQL ``updated_at`` has microseconds, so any write moves
+the marker; SQLite's ``CURRENT_TIMESTAMP`` has whole seconds (an edit in the same second as a
+sync would go unseen), so there a counter every write moves is part of the marker (migration
+0008: triggers on ``models`` and the policies). The answer is identified by its length and
+XXH3-128, cheap next to parsing it; a collision would only postpone a change to the next sync
+whose answer differs.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sqlalchemy as sa
 import xxhash
 
 from .control import control, put_control
+from .db import is_postgres
 from .plan import DELETE, SKIP, SyncOptions, SyncPlan
 
 STATE_KEY = "sync.last_applied"
@@ -45,7 +48,9 @@ def database_marker(conn: sa.Connection) -> str:
         "coalesce(sum(length(coalesce(description, ''))), 0) FROM models")).one()
     policies = conn.execute(sa.text(
         "SELECT count(*), max(updated_at) FROM model_sync_policies")).one()
-    return orjson.dumps([str(v) for v in (*models, *policies)]).decode()
+    writes = () if is_postgres(conn) else (conn.execute(sa.text(
+        "SELECT count FROM model_sync_writes WHERE id = 1")).scalar(),)
+    return orjson.dumps([str(v) for v in (*models, *policies, *writes)]).decode()
 
 
 def eligible(options: SyncOptions, expected_fingerprint: str | None) -> bool:

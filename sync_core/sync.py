@@ -343,11 +343,10 @@ class SyncService:
         else:
             body = fetch_body()
             with self.engine.connect() as conn:  # one connection for both records
-                if is_postgres(self.engine):  # see fast_path: PostgreSQL only
-                    digest = fast_path.body_digest(body)
-                    if fast_path.eligible(options, expected_fingerprint) and self._unchanged(
-                            conn, result, digest, options):
-                        return
+                digest = fast_path.body_digest(body)
+                if fast_path.eligible(options, expected_fingerprint) and self._unchanged(
+                        conn, result, digest, options):
+                    return
                 # (a forced sync rewrites every row: it maps them all)
                 known = known_entries.load(conn, priors=not options.force_update)
                 result.recorded_by = known.audit

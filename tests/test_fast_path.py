@@ -40,15 +40,6 @@ def price(engine, model_id):
     return Decimal(str(value))
 
 
-@pytest.fixture
-def engine(pg_url):
-    from sync_core.db import create_db_engine
-
-    eng = create_db_engine(pg_url)
-    yield eng
-    eng.dispose()
-
-
 def test_unchanged_resync_skips_the_work_and_reports_the_same_counts(engine, fake):
     service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)))
     first = run(service)
@@ -85,12 +76,20 @@ def test_any_write_or_upstream_change_takes_the_full_path(engine, fake):
     assert checked.success and not checked.fast_path  # a reviewed plan is always checked
 
 
-def test_sqlite_always_takes_the_full_path(sqlite_url, fake):
+def test_sqlite_sees_a_write_the_timestamps_miss(sqlite_url, fake):
+    """SQLite's timestamps have whole seconds, and an edit in the sync's second leaves the newest
+    one where it was: the write counter sees it (here the edited row's time is set back, so
+    nothing but the counter moves)."""
     from sync_core.db import create_db_engine
 
     engine = create_db_engine(sqlite_url)
     service = SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)))
-    assert run(service).success
-    again = run(service)
-    assert again.success and not again.fast_path and again.unchanged_models == 8
+    assert run(service).success and run(service).fast_path
+    with engine.begin() as conn:  # a price edited, the row's time set back: the newest time,
+        conn.execute(sa.text(  # the counts and the descriptions all stay as recorded
+            "UPDATE models SET input_cost_per_token = 0.5, updated_at = '2000-01-01 00:00:00' "
+            "WHERE id = 'gpt-4o'"))
+    reverted = run(service)
+    assert not reverted.fast_path and reverted.updated_models == 1
+    assert run(service).fast_path
     engine.dispose()
