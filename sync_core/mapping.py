@@ -10,11 +10,14 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from .redact import clean_metadata, is_credential_key  # noqa: F401  (re-exported)
+
+if TYPE_CHECKING:
+    from .entry_split import Carried
 
 # Column limits of the seed schema.
 MAX_ID_LENGTH = 255
@@ -409,11 +412,13 @@ def map_entries_with_sources(items: Iterable[tuple[Any, str | None, Any]]) -> Ma
     may be a :class:`Prior`: an entry an earlier sync mapped, not parsed again."""
     rejected: list[tuple[int, Skip]] = []  # reported in entry order, before any group
     candidates: list[_Candidate] = []
-    carried: list[Any] = []
+    from .entry_split import Carried  # (entry_split builds on this module)
+
+    carried: list[Carried] = []
     index = -1
     for source, digest, entry in items:
         index += 1
-        if digest is None and hasattr(entry, "block"):  # a whole recognised block
+        if type(entry) is Carried:  # a whole recognised block
             carried.append(entry)
             index += entry.block.count - 1
             continue
@@ -498,7 +503,7 @@ def map_entries_with_sources(items: Iterable[tuple[Any, str | None, Any]]) -> Ma
                            carried=tuple(carried))
 
 
-def _meets(carried: list[Any], candidates: list[_Candidate]) -> bool:
+def _meets(carried: list[Carried], candidates: list[_Candidate]) -> bool:
     """Whether an entry split one by one shares a name or a deployment id with an entry of a
     carried block: then they are grouped together (duplicates, wildcard expansions), entry by
     entry. (Entries of carried blocks were chosen rows of one earlier answer: never each
