@@ -2,8 +2,8 @@
 
 After every applied sync the service records, for each row it took from an entry of LiteLLM's
 answer: the entry's digest, the row's name and deployment id, the row's synced digest and its
-description, and on PostgreSQL, for a row the sync left holding exactly those values, the row's
-version (``xmin``); the lines go in answer order, with blocks of consecutive entries (their
+description, and for a row the sync left holding exactly those values, the row's version
+(``store.row_versions``: ``xmin`` on PostgreSQL, a trigger-kept stamp on SQLite); the lines go in answer order, with blocks of consecutive entries (their
 length and one digest), and the record is stored compressed (``records``). The next sync
 recognises those entries by digest while it splits the answer, whole blocks at once
 (``entry_split``), and neither parses nor maps them. Before planning, each is resolved against
@@ -12,9 +12,9 @@ from the record alone, without reading it (:class:`~sync_core.mapping.KnownRow`)
 is read: when it still has the recorded synced digest, it holds exactly the values mapping the
 entry would give (with the recorded description), so it stands in for the mapped row; otherwise
 the entry is parsed and mapped after all. So an admin's edit, a restore or a failed sync can
-never make a recognised entry wrong, only slower. (A version is a 32-bit transaction id: it
-could only come back after four billion transactions with the row written by exactly that one,
-and PostgreSQL freezes rows long before.)
+never make a recognised entry wrong, only slower. (On PostgreSQL a version is a 32-bit
+transaction id: it could only come back after four billion transactions with the row written by
+exactly that one, and PostgreSQL freezes rows long before. SQLite's stamps only grow.)
 
 The record names the code that made it (a hash of ``mapping.py``, ``redact.py``, ``plan.py``
 and ``store.py``: the mapping rules, the synced digest and how rows are read back): after an
@@ -52,7 +52,7 @@ from .mapping import (
 )
 from .plan import WRITING_ACTIONS, SyncOptions, SyncPlan, synced_digest
 from .records import read_record, write_record
-from .store import read_current_rows, row_versions, transaction_version
+from .store import read_current_rows, row_versions, written_versions
 
 log = logging.getLogger("sync_core.known_entries")
 STATE_KEY = "known_entries"
@@ -142,12 +142,12 @@ def load(conn: sa.Connection, *, priors: bool = True) -> Loaded:
 
 @dataclasses.dataclass(frozen=True)
 class Resolved:
-    """The catalogue ready to plan, the database rows to plan it against, (PostgreSQL) every
-    row's version as the sync found it, and the blocks carried whole (for the record)."""
+    """The catalogue ready to plan, the database rows to plan it against, every row's version
+    as the sync found it, and the blocks carried whole (for the record)."""
 
     catalogue: MappedCatalogue
     current: dict[str, ModelRow | KnownRow]
-    versions: dict[str, str] | None
+    versions: dict[str, str]
     carried: tuple[Carried, ...] = ()
     #: The carried blocks (by ``index``) whose every row was planned from the record alone.
     still: frozenset[int] = frozenset()
@@ -174,7 +174,7 @@ def resolve(conn: sa.Connection, catalogue: MappedCatalogue, options: SyncOption
     """Read the rows the plan needs and give every recognised entry its row.
 
     A recognised entry whose row nobody wrote since the last sync left it in step with the
-    entry (same version, PostgreSQL) is planned from the record alone (:class:`KnownRow`),
+    entry (same version) is planned from the record alone (:class:`KnownRow`),
     its row not even read, when such rows are most of the catalogue. Otherwise the row is
     read: when it still has the recorded synced digest, it holds exactly what mapping the entry
     would give (with the recorded description) and stands in for the mapped row; else the
@@ -186,8 +186,7 @@ def resolve(conn: sa.Connection, catalogue: MappedCatalogue, options: SyncOption
     untouched: dict[str, Deferred] = {}
     quiet: list[list[Any]] = []  # lines of carried blocks planned from the record alone
     moved: list[tuple[Carried, list[bool]]] = []  # blocks with lines that must be looked at
-    if (versions is not None and trust_versions and options.selection.is_everything
-            and not options.force_update):
+    if trust_versions and options.selection.is_everything and not options.force_update:
         untouched = {name: d for name, d in deferred.items()
                      if d.prior.version is not None and versions.get(name) == d.prior.version
                      # (never recorded so: such a row is due a description fill, so read it)
@@ -207,7 +206,7 @@ def resolve(conn: sa.Connection, catalogue: MappedCatalogue, options: SyncOption
                 moved.append((block, flags))
     else:
         moved = [(block, [False] * block.block.count) for block in catalogue.carried]
-    if versions is not None and (len(untouched) + len(quiet)) * 2 > len(versions):
+    if (len(untouched) + len(quiet)) * 2 > len(versions):
         planned = {line[1] for line in quiet}.union(untouched)
         current: dict[str, ModelRow | KnownRow] = dict(
             read_current_rows(conn, only=[i for i in versions if i not in planned]))
@@ -264,7 +263,7 @@ def resolve(conn: sa.Connection, catalogue: MappedCatalogue, options: SyncOption
 def record(conn: sa.Connection, resolved: Resolved, plan: SyncPlan, loaded: Loaded,
            audit_id: str | None = None) -> None:
     """Inside the sync's transaction, after its writes: what the next sync may recognise, and
-    (PostgreSQL) the version each row in step with its entry was left at, with ``audit_id``, the
+    the version each row in step with its entry was left at, with ``audit_id``, the
     id this sync's audit row will have. The lines go in answer order, and each block of
     consecutive entries the sync found whole or split (``entry_split.Block``) is kept when
     every entry of it is recorded. Written only when it differs from what this sync loaded (a
@@ -272,23 +271,23 @@ def record(conn: sa.Connection, resolved: Resolved, plan: SyncPlan, loaded: Load
     exactly as the sync that wrote it left them, and its audit id stays."""
     catalogue, versions = resolved.catalogue, resolved.versions
     written: dict[str, str] = {}
-    if versions is not None and plan.has_changes:
+    if plan.has_changes:
         # (were a row written under another version, the next sync would read it: no harm)
-        ours = transaction_version(conn)
-        written = {a.model_id: ours for a in plan.actions if a.action in WRITING_ACTIONS}
+        written = written_versions(conn, [a.model_id for a in plan.actions
+                                          if a.action in WRITING_ACTIONS])
         versions = {**versions, **written}
     rows, settled, desired = catalogue.rows, plan.settled, plan.desired_digests
 
     def line_for(digest: str, name: str, deployment: str | None, length: int,
                  row: ModelRow | KnownRow, recorded: list[Any] | None) -> list[Any]:
-        in_step = versions is not None and name in settled and name in versions
+        in_step = name in settled and name in versions
         if (recorded is not None and in_step and type(row) is KnownRow and len(recorded) > 6
-                and versions[name] == recorded[6]):  # type: ignore[index]
+                and versions[name] == recorded[6]):
             # (a known row is planned unchanged: its line would be built exactly as read)
             return recorded
         line = [digest, name, deployment, desired[name].hex(), row.description, length]
         if in_step:
-            line.append(versions[name])  # type: ignore[index]
+            line.append(versions[name])
             if settled[name] != row.description:
                 line.append(settled[name])
         return line

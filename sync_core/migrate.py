@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 VERSION_TABLE = "litemaas_sync_alembic_version"
 #: The newest migration in ``migrations/versions`` (tests check it against Alembic's head).
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 #: Advisory lock serialising migrations of replicas that start together (not the sync lock).
 MIGRATION_LOCK = (0x4C4D5353, 2)
 

@@ -4,15 +4,16 @@ A snapshot holds, for every model available after the sync, its stored metadata 
 entry it was synced from. It is taken from the applied plan and Zstandard-compressed (0.02 s and
 1.1 MB for 10,000 models; gzip, used before and still read, took 0.05 s for 1.7 MB).
 
-A PostgreSQL re-sync plans most rows without reading them (``known_entries``): rows nobody wrote
+A re-sync plans most rows without reading them (``known_entries``): rows nobody wrote
 since the sync that recorded them, so exactly as that sync left them, and as its snapshot holds
 them. Its snapshot is then stored as a delta against that one: the ids available after the sync
 and the metadata of the rows the plan read or wrote (a few kilobytes for 1% of 10,000 models).
 A restore reads the chain back to a whole snapshot (at most ``MAX_CHAIN`` deltas), and pruning
 keeps every snapshot a kept one is read against. When there is no such snapshot (that sync
-changed nothing, its snapshot failed or was pruned, the chain is long), the database builds a
-whole one from the rows themselves in one statement and compresses it as it stores it (0.17 s
-for 10,000 here): the catalogue as it stands right after the sync committed.
+changed nothing, its snapshot failed or was pruned, the chain is long), a whole one is taken
+from the rows themselves: PostgreSQL builds it in one statement and compresses it as it stores it
+(0.17 s for 10,000 here), SQLite's ids and metadata are read and packed: the catalogue as it
+stands right after the sync committed.
 
 Restoring is an ordinary sync whose source is the snapshot instead of LiteLLM: it is planned,
 shown as a diff, guarded, applied in one transaction and audited like any other — and the next
@@ -34,9 +35,10 @@ from sqlalchemy.engine import Engine
 
 from .db import is_postgres
 from .errors import SyncError
-from .mapping import KnownRow, ModelRow
+from .mapping import KnownRow
 from .plan import DELETE, MARK_UNAVAILABLE, WRITING_ACTIONS, SyncPlan
 from .schema import metadata
+from .store import available_metadata
 from .sync import SyncResult
 
 log = logging.getLogger("sync_core.snapshots")
@@ -62,11 +64,11 @@ class SnapshotNotFound(SyncError):
     kind = "snapshot_not_found"
 
 
-def _final_rows(plan: SyncPlan) -> tuple[list[str], list[ModelRow]]:
+def _final_rows(plan: SyncPlan) -> tuple[list[str], list[tuple[str, bytes]]]:
     """The ids available after the plan was applied, and their rows the plan holds (no
     re-read): all of them but the ones it planned without reading (``KnownRow``)."""
     ids: list[str] = []
-    rows: list[ModelRow] = []
+    rows: list[tuple[str, bytes]] = []
     for action in plan.actions:
         if action.action in (MARK_UNAVAILABLE, DELETE):
             continue
@@ -74,14 +76,14 @@ def _final_rows(plan: SyncPlan) -> tuple[list[str], list[ModelRow]]:
         if row is not None and row.availability == "available":
             ids.append(row.id)
             if type(row) is not KnownRow:
-                rows.append(row)  # type: ignore[arg-type]
+                rows.append((row.id, row.metadata_json))  # type: ignore[union-attr]
     return ids, rows
 
 
-def _packed(rows: list[ModelRow], **extra: Any) -> bytes:
+def _packed(rows: list[tuple[str, bytes]], **extra: Any) -> bytes:
     """Rows' ids and metadata as compressed JSON; the stored metadata is already canonical JSON:
     embedded, never re-encoded."""
-    items = [{"id": r.id, "metadata": orjson.Fragment(r.metadata_json)} for r in rows]
+    items = [{"id": i, "metadata": orjson.Fragment(m)} for i, m in rows]
     payload = orjson.dumps({**extra, "upsert": items} if extra else items)
     return zstandard.ZstdCompressor(level=1).compress(payload)
 
@@ -178,11 +180,22 @@ def take_snapshot(engine: Engine, result: SyncResult, keep: int = DEFAULT_KEEP) 
         elif depth is not None and depth < MAX_CHAIN:
             conn.execute(sa.insert(snapshots).values(
                 entries=_packed(rows, base=base, ids=ids), base_sync_audit_id=base, **values))
-        else:  # no snapshot holds the rows planned from the record: the database builds one
-            conn.execute(_PG_SNAPSHOT, {"id": result.audit_id, "at": values["created_at"]})
+        else:  # no snapshot holds the rows planned from the record: read from the database
+            _take_whole(conn, values)
             base = None
         _prune(conn, {result.audit_id: base, **chains}, keep)
     return True
+
+
+def _take_whole(conn: sa.Connection, values: dict[str, Any]) -> None:
+    """A whole snapshot of the rows as they stand: PostgreSQL builds it in one statement;
+    SQLite's rows are read (id and metadata only) and packed here."""
+    if is_postgres(conn):
+        conn.execute(_PG_SNAPSHOT, {"id": values["sync_audit_id"], "at": values["created_at"]})
+        return
+    rows = available_metadata(conn)
+    conn.execute(sa.insert(snapshots).values({**values, "model_count": len(rows),
+                                              "entries": _packed(rows)}))
 
 
 def _prune(conn: sa.Connection, chains: dict[str, str | None], keep: int) -> None:

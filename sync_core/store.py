@@ -112,6 +112,19 @@ def _metadata(text: str | bytes | None) -> tuple[dict[str, Any], bytes]:
     return value, canonical_json(value)
 
 
+def available_metadata(conn: sa.Connection) -> list[tuple[str, bytes]]:
+    """Every available row's id and stored metadata (canonical JSON, as the plan compares it),
+    in id order: what a whole snapshot holds."""
+    sql = ("SELECT id, CAST(metadata AS text) FROM models "
+           "WHERE coalesce(availability, 'available') = 'available' ORDER BY id")
+
+    def fetch(cursor: Any) -> list[tuple[str, bytes]]:
+        cursor.execute(sql)
+        return [(model_id, _metadata(text)[1]) for model_id, text in cursor.fetchall()]
+
+    return driver_run(conn, sql, fetch)
+
+
 def read_current_rows(conn: sa.Connection,
                       only: Collection[str] | None = None) -> dict[str, ModelRow]:
     """Every ``models`` row as the plan compares it, or the ones whose id is in ``only``
@@ -133,12 +146,12 @@ def read_current_rows(conn: sa.Connection,
     return rows
 
 
-def row_versions(conn: sa.Connection) -> dict[str, str] | None:
-    """PostgreSQL: each row's version (``xmin``: the transaction that last wrote it, so any
-    write of the row moves it), by id. None on SQLite, which keeps no such version."""
-    if not is_postgres(conn):
-        return None
-    sql = "SELECT id, xmin::text FROM models"
+def row_versions(conn: sa.Connection) -> dict[str, str]:
+    """Each row's version, by id: moved by any write of the row, never back to an earlier one.
+    PostgreSQL: ``xmin``, the transaction that last wrote it. SQLite: the write count stamped by
+    triggers (migration 0009)."""
+    sql = ("SELECT id, xmin::text FROM models" if is_postgres(conn)
+           else "SELECT id, CAST(version AS TEXT) FROM model_row_versions")
 
     def fetch(cursor: Any) -> dict[str, str]:
         cursor.execute(sql)
@@ -147,10 +160,14 @@ def row_versions(conn: sa.Connection) -> dict[str, str] | None:
     return driver_run(conn, sql, fetch)
 
 
-def transaction_version(conn: sa.Connection) -> str:
-    """PostgreSQL: the version (``xmin``) of the rows this transaction writes: its own id,
-    which no other transaction can give a row."""
-    return str(conn.execute(sa.text("SELECT txid_current() % 4294967296")).scalar_one())
+def written_versions(conn: sa.Connection, ids: Collection[str]) -> dict[str, str]:
+    """The versions of rows this transaction wrote, by id. PostgreSQL: its own transaction id,
+    which no other transaction can give a row; SQLite: the stamps its writes left (read back)."""
+    if is_postgres(conn):
+        ours = str(conn.execute(sa.text("SELECT txid_current() % 4294967296")).scalar_one())
+        return dict.fromkeys(ids, ours)
+    stamped = row_versions(conn)
+    return {i: stamped[i] for i in ids if i in stamped}
 
 
 def _build_rows(records: list[tuple[Any, ...]], rows: dict[str, ModelRow]) -> None:

@@ -202,6 +202,58 @@ def test_existing_sqlite_tables_get_missing_columns(tmp_path):
     engine.dispose()
 
 
+def test_sqlite_rows_get_versions_every_write_moves(tmp_path):
+    """0009 stamps the rows a database at 0008 already holds; from then on every insert and
+    update of a row gives it a higher version, a delete takes its version away, and a version
+    is never given twice (the stamps are the write count). Going back restores 0008's counter."""
+    from sync_core.store import row_versions
+
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    migrate.upgrade(engine, "0008")
+
+    def write(sql):
+        with engine.begin() as conn:
+            conn.execute(sa.text(sql))
+
+    def versions():
+        with engine.connect() as conn:
+            return {k: int(v) for k, v in row_versions(conn).items()}
+
+    def count():
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count FROM model_sync_writes")).scalar_one()
+
+    write("INSERT INTO models (id, name, provider) VALUES ('a', 'a', 'p'), ('b', 'b', 'p')")
+    migrate.upgrade(engine)
+    seeded = versions()
+    assert set(seeded) == {"a", "b"}
+    write("INSERT INTO models (id, name, provider) VALUES ('c', 'c', 'p')")
+    after_insert = versions()
+    assert after_insert["c"] > max(seeded.values()) and after_insert["a"] == seeded["a"]
+    write("UPDATE models SET provider = 'q' WHERE id = 'a'")
+    after_update = versions()
+    assert after_update["a"] > after_insert["c"] and after_update["b"] == seeded["b"]
+    write("UPDATE models SET id = 'b2' WHERE id = 'b'")  # (an id changed by hand)
+    write("DELETE FROM models WHERE id = 'c'")
+    after = versions()
+    assert set(after) == {"a", "b2"} and after["b2"] > after_update["a"]
+    assert len(set(after.values()) | set(after_update.values())) == 4  # never given twice
+    from alembic import command
+
+    config = migrate._config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0008")
+    before = count()
+    write("UPDATE models SET provider = 'r' WHERE id = 'a'")
+    assert count() > before  # 0008's counter counts again
+    with engine.connect() as conn:
+        assert "model_row_versions" not in sa.inspect(conn).get_table_names()
+    migrate.upgrade(engine)
+    assert set(versions()) == {"a", "b2"}
+    engine.dispose()
+
+
 def test_replicas_migrating_a_fresh_database_together_all_succeed(empty_pg_url):
     import subprocess
     import sys

@@ -1,4 +1,4 @@
-"""Snapshots after syncs (PostgreSQL): whole ones, deltas against the snapshot the rows planned
+"""Snapshots after syncs (PostgreSQL and SQLite): whole ones, deltas against the snapshot the rows planned
 from the record are in, the chain a restore reads, and pruning that keeps what a kept snapshot
 needs. Every snapshot must restore exactly the catalogue the database held after its sync."""
 
@@ -13,7 +13,6 @@ import zstandard
 
 from sync_core import mapping, snapshots
 from sync_core.config import Secret
-from sync_core.db import create_db_engine
 from sync_core.litellm import LiteLLMClient
 from sync_core.plan import SyncOptions
 from sync_core.snapshots import SnapshotSource, snapshot_taker
@@ -28,13 +27,6 @@ ZSTD = b"\x28\xb5\x2f\xfd"
 def fake():
     with FakeLiteLLM(catalogue(), key=KEY) as server:
         yield server
-
-
-@pytest.fixture
-def engine(pg_url):
-    engine = create_db_engine(pg_url)
-    yield engine
-    engine.dispose()
 
 
 def service_for(engine, fake, keep=snapshots.DEFAULT_KEEP):
@@ -55,7 +47,7 @@ def in_database(engine):
     """The available models' metadata as the database holds them (as the rows are read)."""
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
-            "SELECT id, metadata::text FROM models "
+            "SELECT id, CAST(metadata AS TEXT) FROM models "
             "WHERE coalesce(availability, 'available') = 'available'")).all()
     result = {}
     for model_id, text in rows:
@@ -109,8 +101,7 @@ def test_a_resync_planned_from_the_record_stores_only_what_it_read(engine, fake)
         [entries[3]]).rows["m-003"].metadata["litellm_model_info"]
 
 
-def test_without_the_snapshot_the_record_was_made_with_postgresql_builds_a_whole_one(engine,
-                                                                                    fake):
+def test_without_the_snapshot_the_record_was_made_a_whole_one_is_taken(engine, fake):
     """The first sync's snapshot is gone, and an admin's edit was recorded by a sync that
     changed nothing (so took no snapshot): each time the next snapshot is whole, built from the
     rows, and restores the catalogue as it was."""
@@ -186,10 +177,12 @@ def test_every_snapshot_restores_its_syncs_catalogue(engine, fake, seed):
             elif change == "add":
                 entries.append(catalogue(60 + round_)[-1])
             else:
+                set_note = ("jsonb_set(metadata, '{litellm_model_info,note}', "
+                            "to_jsonb(CAST(:n AS text)))" if engine.dialect.name == "postgresql"
+                            else "json_set(metadata, '$.litellm_model_info.note', :n)")
                 with engine.begin() as conn:
                     conn.execute(sa.text(
-                        "UPDATE models SET metadata = jsonb_set(metadata, "
-                        "'{litellm_model_info,note}', to_jsonb(CAST(:n AS text))) "
+                        f"UPDATE models SET metadata = {set_note} "
                         "WHERE id = (SELECT id FROM models ORDER BY random() LIMIT 1)"),
                         {"n": f"edit {round_}"})
         fake.entries = entries
