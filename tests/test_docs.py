@@ -25,6 +25,20 @@ def test_readme_commands_exist_and_ci_runs_the_test_command():
     assert "./scripts/test" in (ROOT / ".ci" / "run").read_text()
 
 
+def test_the_benchmark_command_sets_up_and_runs_the_benchmarks():
+    """docs/PERFORMANCE.md's command: ``scripts/bench`` (set-up, then ``benchmarks.run``, or the
+    benchmark named first)."""
+    import subprocess
+
+    assert "./scripts/bench" in (ROOT / "docs" / "PERFORMANCE.md").read_text()
+    assert "./scripts/bench" in README
+    for args, says in ((["--help"], "--sizes"), (["phases", "--help"], "Where a sync's time")):
+        proc = subprocess.run(["bash", str(ROOT / "scripts" / "bench"), *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=600, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert says in proc.stdout
+
+
 def test_readme_demo_figures_match_the_bundled_catalogue():
     current = map_catalogue(MockLiteLLMClient().fetch_entries())
     previous = map_catalogue(MockLiteLLMClient("previous").fetch_entries())
