@@ -18,6 +18,7 @@ from .db import is_postgres
 from .errors import SyncError, describe_db_error
 from .litellm import LiteLLMClient
 from .runtime import Runtime
+from .store import SQLITE_WRITE_TRIGGERS
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 
@@ -106,6 +107,8 @@ def check_database(runtime: Runtime) -> list[Check]:
                 f"{head}; run `litemaas-sync migrate`",
             )
         )
+    if current == head and not is_postgres(runtime.engine):
+        checks.append(_sqlite_triggers(runtime))
     if max_connections is not None:
         pool = runtime.settings.db_max_connections
         if pool > max_connections - 3:
@@ -136,6 +139,19 @@ def check_database(runtime: Runtime) -> list[Check]:
                 )
             )
     return checks
+
+
+def _sqlite_triggers(runtime: Runtime) -> Check:
+    """SQLite's write-counting triggers (migrations 0008, 0009): a ``models`` table rebuilt by
+    hand loses them, and then every re-sync reads every row and none takes the fast path."""
+    with runtime.engine.connect() as conn:
+        present = set(conn.execute(sa.text(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars())
+    missing = [name for name in SQLITE_WRITE_TRIGGERS if name not in present]
+    if missing:
+        return Check("write triggers", WARN, f"missing {', '.join(missing)} (was a table "
+                     "rebuilt?): every re-sync reads every row and never takes the fast path")
+    return Check("write triggers", PASS, "rows are versioned and writes counted")
 
 
 def check_litellm(runtime: Runtime, clock: Callable[[], float] = time.perf_counter) -> list[Check]:

@@ -7,10 +7,10 @@ mapping and planning and reports the counts recorded by the sync that applied it
 that cannot be sure — a reviewed plan to check, ``forceUpdate``, retention, a source that gives no
 body — takes the full path. On PostgreSQL ``updated_at`` has microseconds, so any write moves
 the marker; SQLite's ``CURRENT_TIMESTAMP`` has whole seconds (an edit in the same second as a
-sync would go unseen), so there a counter every write moves is part of the marker (migration
-0008: triggers on ``models`` and the policies). The answer is identified by its length and
-XXH3-128, cheap next to parsing it; a collision would only postpone a change to the next sync
-whose answer differs.
+sync would go unseen), so there a counter every write moves is part of the marker (migrations
+0008 and 0009: triggers on ``models`` and the policies; without them, no fast path). The answer
+is identified by its length and XXH3-128, cheap next to parsing it; a collision would only
+postpone a change to the next sync whose answer differs.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import xxhash
 from .control import control, put_control
 from .db import is_postgres
 from .plan import DELETE, SKIP, SyncOptions, SyncPlan
+from .store import SQLITE_TRIGGERS_IN_PLACE
 
 STATE_KEY = "sync.last_applied"
 
@@ -39,17 +40,22 @@ def options_key(options: SyncOptions) -> str:
     return orjson.dumps(options.as_dict(), option=orjson.OPT_SORT_KEYS).decode()
 
 
-def database_marker(conn: sa.Connection) -> str:
+def database_marker(conn: sa.Connection) -> str | None:
     """What moves whenever anyone writes the catalogue or the policies (``updated_at`` is kept
-    by a trigger on both databases)."""
+    by a trigger on both databases); None when it cannot be vouched for (SQLite without its
+    write counter or one of the triggers that move it: the fast path is then never taken)."""
     models = conn.execute(sa.text(
         "SELECT count(*), max(updated_at), "
         "sum(CASE WHEN availability = 'available' THEN 1 ELSE 0 END), "
         "coalesce(sum(length(coalesce(description, ''))), 0) FROM models")).one()
     policies = conn.execute(sa.text(
         "SELECT count(*), max(updated_at) FROM model_sync_policies")).one()
-    writes = () if is_postgres(conn) else (conn.execute(sa.text(
-        "SELECT count FROM model_sync_writes WHERE id = 1")).scalar(),)
+    writes: tuple[Any, ...] = ()
+    if not is_postgres(conn):
+        writes = (conn.execute(sa.text("SELECT count FROM model_sync_writes WHERE id = 1 AND "
+                                       + SQLITE_TRIGGERS_IN_PLACE)).scalar(),)
+        if writes[0] is None:
+            return None
     return orjson.dumps([str(v) for v in (*models, *policies, *writes)]).decode()
 
 
@@ -67,7 +73,8 @@ def recorded(conn: sa.Connection, digest: str, options: SyncOptions) -> dict[str
     state = orjson.loads(row[0]) if isinstance(row[0], str | bytes) else row[0]
     if state.get("body") != digest or state.get("options") != options_key(options):
         return None
-    return state if state.get("marker") == database_marker(conn) else None
+    marker = database_marker(conn)
+    return state if marker is not None and state.get("marker") == marker else None
 
 
 def _storable(value: Any) -> Any:

@@ -3,10 +3,11 @@
 After every applied sync the service records, for each row it took from an entry of LiteLLM's
 answer: the entry's digest, the row's name and deployment id, the row's synced digest and its
 description, and for a row the sync left holding exactly those values, the row's version
-(``store.row_versions``: ``xmin`` on PostgreSQL, a trigger-kept stamp on SQLite); the lines go in answer order, with blocks of consecutive entries (their
-length and one digest), and the record is stored compressed (``records``). The next sync
-recognises those entries by digest while it splits the answer, whole blocks at once
-(``entry_split``), and neither parses nor maps them. Before planning, each is resolved against
+(``store.row_versions``: ``xmin`` on PostgreSQL, a trigger-kept stamp on SQLite); the lines go
+in answer order, with blocks of consecutive entries (their length and one digest), and the
+record is stored compressed (``records``). The next sync recognises those entries by digest
+while it splits the answer, whole blocks at once (``entry_split``), and neither parses nor maps
+them. Before planning, each is resolved against
 the database. A row still at the recorded version was written by nobody since: it is planned
 from the record alone, without reading it (:class:`~sync_core.mapping.KnownRow`). Any other row
 is read: when it still has the recorded synced digest, it holds exactly the values mapping the
@@ -14,7 +15,8 @@ entry would give (with the recorded description), so it stands in for the mapped
 the entry is parsed and mapped after all. So an admin's edit, a restore or a failed sync can
 never make a recognised entry wrong, only slower. (On PostgreSQL a version is a 32-bit
 transaction id: it could only come back after four billion transactions with the row written by
-exactly that one, and PostgreSQL freezes rows long before. SQLite's stamps only grow.)
+exactly that one, and PostgreSQL freezes rows long before. SQLite's stamps never come back:
+migration 0009.)
 
 The record names the code that made it (a hash of ``mapping.py``, ``redact.py``, ``plan.py``
 and ``store.py``: the mapping rules, the synced digest and how rows are read back): after an
@@ -147,7 +149,7 @@ class Resolved:
 
     catalogue: MappedCatalogue
     current: dict[str, ModelRow | KnownRow]
-    versions: dict[str, str]
+    versions: dict[str, str | None]
     carried: tuple[Carried, ...] = ()
     #: The carried blocks (by ``index``) whose every row was planned from the record alone.
     still: frozenset[int] = frozenset()
@@ -270,7 +272,7 @@ def record(conn: sa.Connection, resolved: Resolved, plan: SyncPlan, loaded: Load
     re-sync with few changes rewrites one row); when it does not, the rows it records are
     exactly as the sync that wrote it left them, and its audit id stays."""
     catalogue, versions = resolved.catalogue, resolved.versions
-    written: dict[str, str] = {}
+    written: dict[str, str | None] = {}
     if plan.has_changes:
         # (were a row written under another version, the next sync would read it: no harm)
         written = written_versions(conn, [a.model_id for a in plan.actions
@@ -280,7 +282,7 @@ def record(conn: sa.Connection, resolved: Resolved, plan: SyncPlan, loaded: Load
 
     def line_for(digest: str, name: str, deployment: str | None, length: int,
                  row: ModelRow | KnownRow, recorded: list[Any] | None) -> list[Any]:
-        in_step = name in settled and name in versions
+        in_step = name in settled and versions.get(name) is not None
         if (recorded is not None and in_step and type(row) is KnownRow and len(recorded) > 6
                 and versions[name] == recorded[6]):
             # (a known row is planned unchanged: its line would be built exactly as read)

@@ -100,7 +100,7 @@ class Prior:             # re-sync makes one per entry)
     description: str | None
     #: The entry's length in bytes: where to look for the end of the entry expected next.
     length: int = 0
-    #: PostgreSQL only: the row version (``xmin``) the sync left the row at, recorded when the
+    #: The row version (``store.row_versions``) the sync left the row at, recorded when the
     #: row then held exactly this entry's values; and the row's description at that moment.
     version: str | None = None
     stored_description: str | None = None

@@ -146,28 +146,41 @@ def read_current_rows(conn: sa.Connection,
     return rows
 
 
-def row_versions(conn: sa.Connection) -> dict[str, str]:
-    """Each row's version, by id: moved by any write of the row, never back to an earlier one.
-    PostgreSQL: ``xmin``, the transaction that last wrote it. SQLite: the write count stamped by
-    triggers (migration 0009)."""
-    sql = ("SELECT id, xmin::text FROM models" if is_postgres(conn)
-           else "SELECT id, CAST(version AS TEXT) FROM model_row_versions")
+#: SQLite's triggers that stamp row versions and count writes (migrations 0008 and 0009).
+SQLITE_WRITE_TRIGGERS = tuple(f"{table}_{event}_{kind}" for table, kind in (
+    ("models", "versioned"), ("model_sync_policies", "counted"))
+    for event in ("insert", "update", "delete"))
+#: SQL that is true when every one of them is in place (a table rebuilt by hand loses them).
+SQLITE_TRIGGERS_IN_PLACE = (
+    "(SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN ("
+    + ", ".join(f"'{name}'" for name in SQLITE_WRITE_TRIGGERS)
+    + f")) = {len(SQLITE_WRITE_TRIGGERS)}")
 
-    def fetch(cursor: Any) -> dict[str, str]:
+
+def row_versions(conn: sa.Connection) -> dict[str, str | None]:
+    """Each row's version, by id: moved by any write of the row, never back to one an earlier
+    sync could have recorded; None for a row whose version cannot be vouched for (it is read).
+    PostgreSQL: ``xmin``, the transaction that last wrote it. SQLite: the write count stamped by
+    triggers (migration 0009); none at all while a trigger is missing."""
+    sql = ("SELECT id, xmin::text FROM models" if is_postgres(conn) else
+           f"SELECT m.id, CASE WHEN {SQLITE_TRIGGERS_IN_PLACE} THEN CAST(v.version AS TEXT) END "
+           "FROM models AS m LEFT JOIN model_row_versions AS v ON v.id = m.id")
+
+    def fetch(cursor: Any) -> dict[str, str | None]:
         cursor.execute(sql)
         return dict(cursor.fetchall())
 
     return driver_run(conn, sql, fetch)
 
 
-def written_versions(conn: sa.Connection, ids: Collection[str]) -> dict[str, str]:
+def written_versions(conn: sa.Connection, ids: Collection[str]) -> dict[str, str | None]:
     """The versions of rows this transaction wrote, by id. PostgreSQL: its own transaction id,
     which no other transaction can give a row; SQLite: the stamps its writes left (read back)."""
     if is_postgres(conn):
         ours = str(conn.execute(sa.text("SELECT txid_current() % 4294967296")).scalar_one())
         return dict.fromkeys(ids, ours)
     stamped = row_versions(conn)
-    return {i: stamped[i] for i in ids if i in stamped}
+    return {i: stamped.get(i) for i in ids}
 
 
 def _build_rows(records: list[tuple[Any, ...]], rows: dict[str, ModelRow]) -> None:

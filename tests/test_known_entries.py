@@ -471,3 +471,100 @@ def test_a_row_recorded_without_a_description_is_read_not_assumed(engine, fake):
     assert type(planned["m-002"].current) is KnownRow
     assert type(planned["m-001"].current) is not KnownRow
     assert planned["m-001"].current.description == "model 1"
+
+
+# --- SQLite's row versions (migration 0009): never trusted beyond what they vouch for ---------
+
+
+def _sqlite_service(sqlite_url, fake):
+    from sync_core.db import create_db_engine
+
+    engine = create_db_engine(sqlite_url)
+    return engine, SyncService(engine, LiteLLMClient(fake.url, Secret(KEY)))
+
+
+def _migrate_down(engine, revision):
+    from alembic import command
+
+    from sync_core import migrate
+
+    config = migrate._config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+
+
+def test_sqlite_a_write_count_started_anew_never_matches_a_recorded_version(sqlite_url, fake):
+    """Going back below 0008 drops the write count; forward again it starts anew, and an edit
+    made meanwhile must still be seen: the count restarts at a random offset, so no row is
+    given a version an earlier sync recorded."""
+    from sync_core import migrate
+    from sync_core.mapping import KnownRow
+
+    engine, service = _sqlite_service(sqlite_url, fake)
+    assert run(service).new_models == 40
+    for edit in (None, "UPDATE models SET input_cost_per_token = 0.5 WHERE id = 'm-001'"):
+        _migrate_down(engine, "0007")
+        if edit:
+            execute(engine, edit)
+        migrate.upgrade(engine)
+        execute(engine, "DELETE FROM model_sync_control WHERE key = 'sync.last_applied'")
+        result = checked_run(service)  # (as a full read plans it)
+    planned = {a.model_id: a for a in result.plan.actions}
+    assert planned["m-001"].action == "update" and type(planned["m-001"].current) is not KnownRow
+    assert result.updated_models == 1
+    engine.dispose()
+
+
+def test_sqlite_a_row_without_a_version_is_read(sqlite_url, fake):
+    """A row whose stamp is missing (written while the count was gone, say) is read, never
+    planned from the record nor left out: an edited row is set right, a row LiteLLM does not
+    serve is marked unavailable, and a stamp left for a row that is gone means nothing."""
+    engine, service = _sqlite_service(sqlite_url, fake)
+    assert run(service).new_models == 40
+    execute(engine, "UPDATE models SET input_cost_per_token = 0.5 WHERE id = 'm-005'")
+    execute(engine, "INSERT INTO models (id, name, provider) VALUES ('orphan', 'orphan', 'p')")
+    execute(engine, "DELETE FROM model_row_versions WHERE id IN ('m-005', 'orphan')")
+    execute(engine, "INSERT INTO model_row_versions (id, version) VALUES ('ghost', 1)")
+    with engine.connect() as conn:
+        versions = known_entries.row_versions(conn)
+    assert "ghost" not in versions and versions["m-005"] is None and versions["orphan"] is None
+    result = checked_run(service)
+    assert (result.updated_models, result.unavailable_models) == (1, 1)
+    assert run(service).fast_path
+    engine.dispose()
+
+
+def test_sqlite_without_its_triggers_trusts_no_version_and_takes_no_fast_path(sqlite_url, fake):
+    """A ``models`` table rebuilt by hand loses its triggers: then no version and no fast-path
+    marker is trusted, and an edit nothing stamped is still seen."""
+    from sync_core.mapping import KnownRow
+
+    engine, service = _sqlite_service(sqlite_url, fake)
+    assert run(service).new_models == 40
+    execute(engine, "DROP TRIGGER models_update_versioned")
+    execute(engine, "UPDATE models SET input_cost_per_token = 0.5, updated_at = "
+                    "(SELECT max(updated_at) FROM models) WHERE id = 'm-003'")
+    result = checked_run(service)
+    assert not result.fast_path and result.updated_models == 1
+    assert not any(type(a.current) is KnownRow for a in result.plan.actions)
+    assert not run(service).fast_path  # (not while the trigger is missing)
+    engine.dispose()
+
+
+def test_sqlite_a_lost_write_count_is_made_again_at_a_random_offset(sqlite_url, fake):
+    """The count's row deleted: the next write makes it again, far from where it was, and
+    stamps as before; the fast path works again after the next sync."""
+    engine, service = _sqlite_service(sqlite_url, fake)
+    assert run(service).new_models == 40
+    with engine.connect() as conn:
+        before = int(conn.execute(sa.text("SELECT count FROM model_sync_writes")).scalar())
+    execute(engine, "DELETE FROM model_sync_writes")
+    execute(engine, "UPDATE models SET input_cost_per_token = 0.5 WHERE id = 'm-007'")
+    with engine.connect() as conn:
+        after = int(conn.execute(sa.text("SELECT count FROM model_sync_writes")).scalar())
+        versions = known_entries.row_versions(conn)
+    assert abs(after - before) > 1000 and versions["m-007"] == str(after)
+    result = checked_run(service)
+    assert result.updated_models == 1 and run(service).fast_path
+    engine.dispose()

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sync_core.access import SYSTEM
 from sync_core.cli import main
 from sync_core.config import Settings
-from sync_core.doctor import FAIL, PASS, run_doctor
+from sync_core.doctor import FAIL, PASS, WARN, run_doctor
 from sync_core.errors import LiteLLMServerError
 from sync_core.logs import configure_logging
 from sync_core.runtime import build_runtime
@@ -151,6 +151,22 @@ def test_doctor_passes_a_healthy_setup_and_fails_broken_ones(
     monkeypatch.setattr("sync_core.litellm.time.sleep", lambda s: None)
     assert main(["doctor"]) == 1
     assert "connection" in capsys.readouterr().out
+
+
+def test_doctor_warns_when_sqlites_write_triggers_are_gone(sqlite_url):
+    """SQLite's row versions and write count need their triggers; a table rebuilt by hand
+    loses them, which the doctor names."""
+    import sqlalchemy as sa
+
+    runtime = build_runtime(Settings.from_env({"DATABASE_URL": sqlite_url}))
+    checks = {c.name: c for c in run_doctor(runtime)}
+    assert checks["write triggers"].status == PASS
+    with runtime.engine.begin() as conn:
+        conn.execute(sa.text("DROP TRIGGER models_update_versioned"))
+    checks = {c.name: c for c in run_doctor(runtime)}
+    assert checks["write triggers"].status == WARN
+    assert "models_update_versioned" in checks["write triggers"].detail
+    runtime.close()
 
 
 @pytest.fixture(autouse=True)

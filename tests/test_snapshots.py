@@ -262,3 +262,29 @@ def test_a_delta_whose_base_is_gone_cannot_be_restored_and_says_so(engine, fake)
                      .where(snapshots.snapshots.c.sync_audit_id == first.audit_id))
     with pytest.raises(snapshots.SnapshotNotFound, match="no longer kept"):
         SnapshotSource(engine, second.audit_id)
+
+
+def test_a_whole_snapshot_read_from_the_rows_holds_what_a_delta_would(engine):
+    """The whole snapshot taken from the rows themselves (PostgreSQL in one statement, SQLite
+    read and packed) holds every available row (no availability counts as available), with its
+    metadata as a plan reads it: SQL NULL is ``{}``, anything but an object (JSON null
+    included) is ``{"value": …}``, on both databases alike."""
+    from datetime import UTC, datetime
+
+    rows = [("r0", None, None), ("r1", "[1]", "available"), ("r2", "null", "available"),
+            ("r3", '"s"', None), ("r4", '{"b": 1.50, "a": [2]}', "available"),
+            ("r5", '{"x": 1}', "unavailable")]
+    with engine.begin() as conn:
+        for model_id, metadata, availability in rows:
+            conn.execute(sa.text("INSERT INTO models (id, name, provider, metadata, availability) "
+                                 "VALUES (:i, :i, 'p', :m, :a)"),
+                         {"i": model_id, "m": metadata, "a": availability})
+        snapshots._take_whole(conn, {"sync_audit_id": "00000000-0000-0000-0000-000000000001",
+                                     "created_at": datetime.now(UTC), "model_count": -1})
+        blob, count = conn.execute(sa.text(
+            "SELECT entries, model_count FROM model_sync_snapshots")).one()
+    assert count == 5
+    assert snapshots._decoded(bytes(blob)) == [
+        {"id": "r0", "metadata": {}}, {"id": "r1", "metadata": {"value": [1]}},
+        {"id": "r2", "metadata": {"value": None}}, {"id": "r3", "metadata": {"value": "s"}},
+        {"id": "r4", "metadata": {"a": [2], "b": 1.5}}]
