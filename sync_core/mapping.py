@@ -6,6 +6,7 @@ others: it becomes a :class:`Skip` with the reason, and the rest of the catalogu
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -177,14 +178,26 @@ def canonical_json(value: Any) -> bytes:
 # --- value rules -------------------------------------------------------------------------------
 
 
+#: JSON prices already judged, by value: a catalogue repeats a few thousand prices over tens
+#: of thousands of entries (the decimals are immutable; bounded for a hostile catalogue).
+_FLOAT_COSTS: dict[float, Decimal] = {}
+_REMEMBERED_COSTS = 65536
+
+
 def parse_cost(value: Any, field_name: str) -> Decimal | None:
     """A per-token price as DECIMAL(12,10). 0 is a price; only ``None`` means missing."""
     if value is None:
         return None
     if type(value) is float and 0.0 <= value < 100.0:  # JSON's usual price, judged as a float
+        known = _FLOAT_COSTS.get(value)
+        if known is not None:
+            return known
         quantized = Decimal(repr(value)).quantize(COST_QUANTUM, rounding=ROUND_HALF_UP)
         if quantized < COST_LIMIT:
-            return quantized.copy_abs()  # (-0.0: the database keeps no sign on zero)
+            quantized = quantized.copy_abs()  # (-0.0: the database keeps no sign on zero)
+            if len(_FLOAT_COSTS) < _REMEMBERED_COSTS:
+                _FLOAT_COSTS[value] = quantized
+            return quantized
         raise ModelDataError(f"{field_name}={value} overflows DECIMAL(12,10) (must be below 100)")
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise ModelDataError(f"{field_name} must be a number, got {type(value).__name__}")
@@ -257,9 +270,19 @@ def derive_provider(params: Mapping[str, Any], info: Mapping[str, Any]) -> str:
     return "unknown"
 
 
+def _features(flags: tuple[Any, ...]) -> tuple[str, ...]:
+    return tuple(name for name, on in zip(FEATURE_ORDER, flags, strict=True) if on) + ("chat",)
+
+
+#: The eight answers for true/false flags, made once (every row asks).
+_FEATURES = {flags: _features(flags) for flags in itertools.product((False, True), repeat=3)}
+
+
 def features_for(function_calling: bool, parallel: bool, vision: bool) -> tuple[str, ...]:
     flags = (function_calling, parallel, vision)
-    return tuple(name for name, on in zip(FEATURE_ORDER, flags, strict=True) if on) + ("chat",)
+    if type(function_calling) is bool and type(parallel) is bool and type(vision) is bool:
+        return _FEATURES[flags]
+    return _features(flags)
 
 
 def _first_present(info: Mapping[str, Any], params: Mapping[str, Any], key: str) -> Any:
@@ -277,7 +300,8 @@ def map_entry(entry: Mapping[str, Any]) -> ModelRow:
     info = entry.get("model_info")
     params = {} if params is None else params
     info = {} if info is None else info
-    if not isinstance(params, Mapping) or not isinstance(info, Mapping):
+    if not (type(params) is dict or isinstance(params, Mapping)) or not (
+            type(info) is dict or isinstance(info, Mapping)):
         raise ModelDataError("litellm_params and model_info must be JSON objects")
 
     provider = _check_text(derive_provider(params, info), "provider", MAX_PROVIDER_LENGTH)

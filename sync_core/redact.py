@@ -59,7 +59,6 @@ def strip_url_secrets(value: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-_SCALARS = (int, float, bool)
 
 
 #: ``is_credential_key`` remembered per key name, for text values and for others: a catalogue
@@ -112,20 +111,27 @@ def clean_metadata(value: Any) -> Any:
             if item is None:
                 continue
             item_kind = type(item)
-            name = key if type(key) is str else str(key)
-            verdict = (text_drops if item_kind is str else other_drops).get(name)
+            if type(key) is not str:
+                key = str(key)
+            if item_kind is str:  # (by how often they come: text, flags and counts, prices)
+                verdict = text_drops.get(key)
+                if verdict is None:
+                    verdict = _drops(key, True)
+                if not verdict:
+                    cleaned[key] = item if "://" not in item else _clean_text(item)
+                continue
+            verdict = other_drops.get(key)
             if verdict is None:
-                verdict = _drops(name, item_kind is str)
+                verdict = _drops(key, False)
             if verdict:
                 continue
-            if item_kind is str:
-                cleaned[name] = _clean_text(item)
-            elif item_kind is float and (item == 0.0 or item >= 1e16 or item <= -1e16):
-                cleaned[name] = as_jsonb_gives_back(item)
-            elif item_kind in _SCALARS:
-                cleaned[name] = item
+            if item_kind is bool or item_kind is int:
+                cleaned[key] = item
+            elif item_kind is float:
+                cleaned[key] = (as_jsonb_gives_back(item)
+                                if item == 0.0 or item >= 1e16 or item <= -1e16 else item)
             else:
-                cleaned[name] = clean_metadata(item)
+                cleaned[key] = clean_metadata(item)
         return cleaned
     if kind is list:  # mostly lists of plain strings (supported_openai_params): inline them
         return [

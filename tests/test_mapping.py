@@ -242,6 +242,65 @@ def test_a_float_price_is_judged_as_its_decimal_text_would_be(value):
     assert fast == general
     if isinstance(fast, Decimal):
         assert str(fast) == str(general)  # the same exponent and sign, not only equal
+        again = outcome(value)  # (remembered now: the same decimal, to the digit)
+        assert str(again) == str(general)
+
+
+def test_remembered_prices_are_bounded_and_zero_has_no_sign():
+    from sync_core import mapping
+
+    assert str(parse_cost(-0.0, "p")) == str(parse_cost(0.0, "p")) == "0E-10"
+    assert str(parse_cost(-0.0, "p")) == "0E-10"
+    for i in range(mapping._REMEMBERED_COSTS + 100):
+        parse_cost(i * 1e-9, "p")
+    assert len(mapping._FLOAT_COSTS) <= mapping._REMEMBERED_COSTS
+    assert parse_cost((mapping._REMEMBERED_COSTS + 50) * 1e-9, "p") == Decimal("0.0000655860")
+
+
+def test_features_for_any_flags_match_the_rule():
+    """The table of the eight true/false answers gives what the rule gives, and other values
+    (0/1, None from a database row) are still judged by truth."""
+    import itertools
+
+    from sync_core import mapping
+
+    for flags in itertools.product((False, True, 0, 1, None), repeat=3):
+        named = zip(mapping.FEATURE_ORDER, flags, strict=True)
+        expected = tuple(name for name, on in named if on) + ("chat",)
+        assert mapping.features_for(*flags) == expected
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    | st.sampled_from(["plain", "https://u:p@h/x?key=k&a=1", "http://h/x", "s3://b/k?sig=z"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["api_key", "input_cost_per_token", "name", "api_base", "aws_secret_x",
+                         "token", "x"]), inner, max_size=5),
+    max_leaves=20)
+
+
+def _reference_clean(value):
+    """clean_metadata as its docstring states it, spelled the plain way."""
+    from sync_core import redact
+
+    if isinstance(value, dict):
+        return {str(k): _reference_clean(v) for k, v in value.items()
+                if v is not None and not redact.is_credential_key(str(k), v)}
+    if isinstance(value, list):
+        return [_reference_clean(v) for v in value]
+    if isinstance(value, str):
+        return redact.strip_url_secrets(value) if "://" in value else value
+    if type(value) is float:
+        return redact.as_jsonb_gives_back(value)
+    return value
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["api_key", "name", "model_info", "token", "n"]), _JSON))
+def test_clean_metadata_is_the_plain_rule(value):
+    from sync_core import redact
+
+    assert redact.clean_metadata(value) == _reference_clean(value)
 
 
 def test_credential_names_are_dropped_beyond_the_remembered_names():
