@@ -179,7 +179,8 @@ def canonical_json(value: Any) -> bytes:
 
 
 #: JSON prices already judged, by value: a catalogue repeats a few thousand prices over tens
-#: of thousands of entries (the decimals are immutable; bounded for a hostile catalogue).
+#: of thousands of entries (the decimals are immutable; emptied when full, so a hostile
+#: catalogue or years of new prices cost memory only up to the bound).
 _FLOAT_COSTS: dict[float, Decimal] = {}
 _REMEMBERED_COSTS = 65536
 
@@ -195,8 +196,9 @@ def parse_cost(value: Any, field_name: str) -> Decimal | None:
         quantized = Decimal(repr(value)).quantize(COST_QUANTUM, rounding=ROUND_HALF_UP)
         if quantized < COST_LIMIT:
             quantized = quantized.copy_abs()  # (-0.0: the database keeps no sign on zero)
-            if len(_FLOAT_COSTS) < _REMEMBERED_COSTS:
-                _FLOAT_COSTS[value] = quantized
+            if len(_FLOAT_COSTS) >= _REMEMBERED_COSTS:
+                _FLOAT_COSTS.clear()
+            _FLOAT_COSTS[value] = quantized
             return quantized
         raise ModelDataError(f"{field_name}={value} overflows DECIMAL(12,10) (must be below 100)")
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):

@@ -33,8 +33,9 @@ def is_credential_key(key: str, value: Any) -> bool:
     if "secret" in name or "password" in name or "credential" in name or _AWS_KEY.match(name):
         return True
     if name.endswith("_token") or name == "token":
-        # ``input_cost_per_token`` is a price (a number): only text values are tokens.
-        return isinstance(value, str)
+        # ``input_cost_per_token`` is a price: a number (or a flag) under such a name is kept;
+        # text, or a list or object that may wrap one, is taken for a token.
+        return not isinstance(value, int | float)
     return bool(_CREDENTIAL_NAME.search(name))
 
 
@@ -59,9 +60,8 @@ def strip_url_secrets(value: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-
-
-#: ``is_credential_key`` remembered per key name, for text values and for others: a catalogue
+#: ``is_credential_key`` remembered per key name, for numbers and flags and for everything else
+#: (text, lists, objects: what may hold a token under a ``*_token`` name): a catalogue
 #: repeats ~200 names 10,000 times (plain dicts: cheaper to ask than a cache wrapper).
 _DROPS_TEXT: dict[str, bool] = {}
 _DROPS_OTHER: dict[str, bool] = {}
@@ -120,9 +120,10 @@ def clean_metadata(value: Any) -> Any:
                 if not verdict:
                     cleaned[key] = item if "://" not in item else _clean_text(item)
                 continue
-            verdict = other_drops.get(key)
+            scalar = item_kind is bool or item_kind is int or item_kind is float
+            verdict = (other_drops if scalar else text_drops).get(key)
             if verdict is None:
-                verdict = _drops(key, False)
+                verdict = _drops(key, not scalar)
             if verdict:
                 continue
             if item_kind is bool or item_kind is int:

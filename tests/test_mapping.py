@@ -246,15 +246,33 @@ def test_a_float_price_is_judged_as_its_decimal_text_would_be(value):
         assert str(again) == str(general)
 
 
-def test_remembered_prices_are_bounded_and_zero_has_no_sign():
+def test_remembered_prices_are_bounded_and_zero_has_no_sign(monkeypatch):
     from sync_core import mapping
 
+    monkeypatch.setattr(mapping, "_FLOAT_COSTS", {})  # (the module's own stays as it was)
     assert str(parse_cost(-0.0, "p")) == str(parse_cost(0.0, "p")) == "0E-10"
     assert str(parse_cost(-0.0, "p")) == "0E-10"
     for i in range(mapping._REMEMBERED_COSTS + 100):
         parse_cost(i * 1e-9, "p")
-    assert len(mapping._FLOAT_COSTS) <= mapping._REMEMBERED_COSTS
+    assert 0 < len(mapping._FLOAT_COSTS) <= mapping._REMEMBERED_COSTS
+    # emptied when full: the newest prices are remembered, the oldest forgotten
+    assert (mapping._REMEMBERED_COSTS + 99) * 1e-9 in mapping._FLOAT_COSTS
+    assert 99 * 1e-9 not in mapping._FLOAT_COSTS
     assert parse_cost((mapping._REMEMBERED_COSTS + 50) * 1e-9, "p") == Decimal("0.0000655860")
+
+
+def test_anything_but_a_number_under_a_token_name_is_taken_for_a_token():
+    """``*_token`` names hold prices (numbers) in LiteLLM's data; text, or a list or object that
+    may wrap a token, never reaches the database."""
+    from sync_core import redact
+
+    info = {"access_token": ["sk-live-1"], "token": {"value": "sk-2"}, "x_token": {"v": "s"},
+            "id_token": "sk-3", "input_cost_per_token": 1e-6, "use_token": True,
+            "max_tokens": 8}
+    assert redact.clean_metadata(info) == {"input_cost_per_token": 1e-6, "use_token": True,
+                                           "max_tokens": 8}
+    row = map_entry(entry("m", params={"extra_headers": {"x_token": ["sk-4"]}}))
+    assert "sk-4" not in row.metadata_json.decode()
 
 
 def test_features_for_any_flags_match_the_rule():

@@ -254,6 +254,36 @@ def test_sqlite_rows_get_versions_every_write_moves(tmp_path):
     engine.dispose()
 
 
+def test_sqlite_version_triggers_keep_their_rules_under_a_conflict_clause(tmp_path):
+    """SQLite gives a trigger's statements the conflict clause of the statement that fired it:
+    a hand-written INSERT OR REPLACE must only count on (not re-make the count), and an INSERT
+    OR IGNORE must not keep a stamp left behind for that id."""
+    from sync_core.store import row_versions
+
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    migrate.upgrade(engine)
+
+    def run(sql):
+        with engine.begin() as conn:
+            conn.execute(sa.text(sql))
+
+    def count():
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count FROM model_sync_writes")).scalar_one()
+
+    run("INSERT INTO models (id, name, provider) VALUES ('a', 'a', 'p')")
+    before = count()
+    for _ in range(3):
+        run("INSERT OR REPLACE INTO models (id, name, provider) VALUES ('a', 'a', 'q')")
+    assert before < count() <= before + 12
+    run("INSERT INTO model_row_versions (id, version) VALUES ('z', 12345)")  # (left behind)
+    run("INSERT OR IGNORE INTO models (id, name, provider) VALUES ('z', 'z', 'p')")
+    with engine.connect() as conn:
+        versions = row_versions(conn)
+    assert versions["z"] == str(count()) != "12345"
+    engine.dispose()
+
+
 def test_replicas_migrating_a_fresh_database_together_all_succeed(empty_pg_url):
     import subprocess
     import sys

@@ -27,9 +27,14 @@ depends_on = None
 
 #: A count row made afresh starts at a random 48-bit offset, never at 0 again.
 _OFFSET = "abs(random() % 281474976710656)"
-_HEAL = f"INSERT OR IGNORE INTO model_sync_writes (id, count) VALUES (1, {_OFFSET});"
+# (no conflict clauses in the triggers' statements: SQLite would replace them with the one of
+# the statement that fired the trigger, so an INSERT OR REPLACE into models would re-make the
+# count row every time, and an INSERT OR IGNORE keep a stamp left behind)
+_HEAL = ("INSERT INTO model_sync_writes (id, count) SELECT 1, " + _OFFSET
+         + " WHERE NOT EXISTS (SELECT 1 FROM model_sync_writes WHERE id = 1);")
 _COUNT = f"{_HEAL} UPDATE model_sync_writes SET count = count + 1 WHERE id = 1;"
-_STAMP = ("INSERT OR REPLACE INTO model_row_versions (id, version) "
+_STAMP = ("DELETE FROM model_row_versions WHERE id = NEW.id; "
+          "INSERT INTO model_row_versions (id, version) "
           "SELECT NEW.id, count FROM model_sync_writes WHERE id = 1;")
 _MODELS = {
     "insert": f"{_COUNT} {_STAMP}",
