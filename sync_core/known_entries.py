@@ -15,8 +15,8 @@ entry would give (with the recorded description), so it stands in for the mapped
 the entry is parsed and mapped after all. So an admin's edit, a restore or a failed sync can
 never make a recognised entry wrong, only slower. (On PostgreSQL a version is a 32-bit
 transaction id: it could only come back after four billion transactions with the row written by
-exactly that one, and PostgreSQL freezes rows long before. SQLite's stamps never come back:
-migration 0009.)
+exactly that one, and PostgreSQL freezes rows long before. SQLite's stamps only grow, and a
+count made afresh restarts at a random 48-bit offset: migration 0009.)
 
 The record names the code that made it (a hash of ``mapping.py``, ``redact.py``, ``plan.py``
 and ``store.py``: the mapping rules, the synced digest and how rows are read back): after an

@@ -157,17 +157,24 @@ SQLITE_TRIGGERS_IN_PLACE = (
     + f")) = {len(SQLITE_WRITE_TRIGGERS)}")
 
 
-def row_versions(conn: sa.Connection) -> dict[str, str | None]:
-    """Each row's version, by id: moved by any write of the row, never back to one an earlier
-    sync could have recorded; None for a row whose version cannot be vouched for (it is read).
-    PostgreSQL: ``xmin``, the transaction that last wrote it. SQLite: the write count stamped by
-    triggers (migration 0009); none at all while a trigger is missing."""
-    sql = ("SELECT id, xmin::text FROM models" if is_postgres(conn) else
+def row_versions(conn: sa.Connection,
+                 only: Collection[str] | None = None) -> dict[str, str | None]:
+    """Each row's version, by id (or of the rows whose id is in ``only``): moved by any write of
+    the row, never back to one an earlier sync could have recorded; None for a row whose version
+    cannot be vouched for (it is read). PostgreSQL: ``xmin``, the transaction that last wrote it.
+    SQLite: the write count stamped by triggers (migration 0009); none while a trigger is missing."""
+    postgres = is_postgres(conn)
+    sql = ("SELECT id, xmin::text FROM models AS m" if postgres else
            f"SELECT m.id, CASE WHEN {SQLITE_TRIGGERS_IN_PLACE} THEN CAST(v.version AS TEXT) END "
            "FROM models AS m LEFT JOIN model_row_versions AS v ON v.id = m.id")
+    params: tuple[Any, ...] = ()
+    if only is not None:
+        sql += (" WHERE m.id = ANY(%s)" if postgres
+                else " WHERE m.id IN (SELECT value FROM json_each(?))")
+        params = (list(only),) if postgres else (orjson.dumps(list(only)).decode(),)
 
     def fetch(cursor: Any) -> dict[str, str | None]:
-        cursor.execute(sql)
+        cursor.execute(sql, params)
         return dict(cursor.fetchall())
 
     return driver_run(conn, sql, fetch)
@@ -179,7 +186,7 @@ def written_versions(conn: sa.Connection, ids: Collection[str]) -> dict[str, str
     if is_postgres(conn):
         ours = str(conn.execute(sa.text("SELECT txid_current() % 4294967296")).scalar_one())
         return dict.fromkeys(ids, ours)
-    stamped = row_versions(conn)
+    stamped = row_versions(conn, only=ids)
     return {i: stamped.get(i) for i in ids}
 
 
