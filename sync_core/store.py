@@ -162,7 +162,7 @@ def row_versions(conn: sa.Connection,
     """Each row's version, by id (or of the rows whose id is in ``only``): moved by any write of
     the row, never back to one an earlier sync could have recorded; None for a row whose version
     cannot be vouched for (it is read). PostgreSQL: ``xmin``, the transaction that last wrote it.
-    SQLite: the write count stamped by triggers (migration 0009); none while a trigger is missing."""
+    SQLite: the write count stamped by triggers (migration 0009); none while one is missing."""
     postgres = is_postgres(conn)
     sql = ("SELECT id, xmin::text FROM models AS m" if postgres else
            f"SELECT m.id, CASE WHEN {SQLITE_TRIGGERS_IN_PLACE} THEN CAST(v.version AS TEXT) END "
