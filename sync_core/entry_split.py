@@ -31,7 +31,7 @@ import orjson
 import xxhash
 
 from .bulk import gc_paused
-from .mapping import MappedCatalogue, Prior, map_catalogue, map_entries_with_sources
+from .mapping import MappedCatalogue, ModelRow, Prior, map_catalogue, map_entries_with_sources
 
 _WS = rb"[ \t\n\r]*"  # JSON's whitespace, and nothing else
 _HEAD = re.compile(_WS + rb'\{' + _WS + rb'"data"' + _WS + rb":" + _WS + rb"\[" + _WS)
@@ -244,17 +244,19 @@ def _check_trailer(rest: bytes) -> None:
 
 
 def map_answer(body: bytes, url: str, known: Mapping[str, Prior] | KnownLines | None = None,
-               seed: int = 0) -> MappedCatalogue:
+               seed: int = 0, on_row: Callable[[ModelRow], object] | None = None
+               ) -> MappedCatalogue:
     """Map a ``/model/info`` answer entry by entry (the whole document only when it cannot be
-    split); entries and blocks in ``known`` are left for ``known_entries.resolve``. Raises
-    ``LiteLLMDataError`` for an answer that is not a catalogue."""
+    split); entries and blocks in ``known`` are left for ``known_entries.resolve``; ``on_row``
+    is handed each row as it is mapped. Raises ``LiteLLMDataError`` for an answer that is not
+    a catalogue."""
     from .litellm import parse_catalogue  # (the client parses with this module too)
 
     with gc_paused():  # tens of thousands of acyclic objects: see bulk.gc_paused
         try:
             blocks: list[Block] = []
             catalogue = map_entries_with_sources(split_entries(body, known, seed=seed,
-                                                               blocks=blocks))
+                                                               blocks=blocks), on_row)
             return dataclasses.replace(catalogue, blocks=tuple(blocks))
         except NotSplittable:
-            return map_catalogue(parse_catalogue(body, url))
+            return map_catalogue(parse_catalogue(body, url), on_row)

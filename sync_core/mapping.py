@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -425,12 +425,16 @@ def _wildcard_expansions(candidates: Iterable[_Candidate]) -> frozenset[str]:
     return frozenset(shared)
 
 
-def map_catalogue(entries: Iterable[Any]) -> MappedCatalogue:
-    """Map every entry: wildcards and duplicates are skipped and reported, data errors isolated."""
-    return map_entries_with_sources((entry, None, entry) for entry in entries)
+def map_catalogue(entries: Iterable[Any],
+                  on_row: Callable[[ModelRow], object] | None = None) -> MappedCatalogue:
+    """Map every entry: wildcards and duplicates are skipped and reported, data errors isolated.
+    ``on_row`` is handed each row as soon as it is mapped (``row_stage``), chosen or not."""
+    return map_entries_with_sources(((entry, None, entry) for entry in entries), on_row)
 
 
-def map_entries_with_sources(items: Iterable[tuple[Any, str | None, Any]]) -> MappedCatalogue:
+def map_entries_with_sources(items: Iterable[tuple[Any, str | None, Any]],
+                             on_row: Callable[[ModelRow], object] | None = None
+                             ) -> MappedCatalogue:
     """:func:`map_catalogue` over ``(source, digest, entry)`` items, consumed one at a time.
 
     ``source`` (the entry or its raw bytes) is kept instead of the entry, to order deployments
@@ -465,6 +469,9 @@ def map_entries_with_sources(items: Iterable[tuple[Any, str | None, Any]]) -> Ma
                 outcome = map_entry(entry)
             except ModelDataError as exc:
                 outcome = str(exc)
+            else:
+                if on_row is not None:
+                    on_row(outcome)
         candidates.append(_Candidate(index, name, deployment, outcome, source, digest))
 
     count = index + 1

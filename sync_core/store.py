@@ -22,7 +22,7 @@ import contextlib
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -33,13 +33,16 @@ from .mapping import COST_QUANTUM, ModelRow, canonical_json
 from .plan import INSERT, MARK_UNAVAILABLE, RESTORE, UPDATE, SyncPlan
 from .schema import MODEL_WRITE_COLUMNS, models
 
+if TYPE_CHECKING:
+    from .row_stage import RowStage
+
 T = TypeVar("T")
 
 # --- the driver cursor, seen by SQLAlchemy --------------------------------------------------------
 
 
 @contextlib.contextmanager
-def _driver_cursor(conn: sa.Connection, statement: str, binary: bool = False) -> Iterator[Any]:
+def driver_cursor(conn: sa.Connection, statement: str, binary: bool = False) -> Iterator[Any]:
     """A DB-API cursor of the connection's transaction, for one ``statement`` (``binary``:
     psycopg's binary protocol, results as stored, PostgreSQL only).
 
@@ -55,18 +58,22 @@ def _driver_cursor(conn: sa.Connection, statement: str, binary: bool = False) ->
         try:
             yield cursor
         except conn.dialect.loaded_dbapi.Error as exc:
-            raise sa.exc.DBAPIError.instance(
-                statement, None, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect
-            ) from exc
+            raise as_sqlalchemy_error(conn, statement, exc) from exc
         conn.dispatch.after_cursor_execute(conn, cursor, statement, (), None, False)
     finally:
         cursor.close()
 
 
+def as_sqlalchemy_error(conn: sa.Connection, statement: str, exc: Exception) -> sa.exc.DBAPIError:
+    """The SQLAlchemy exception SQLAlchemy itself would raise for a driver error."""
+    return sa.exc.DBAPIError.instance(
+        statement, None, exc, conn.dialect.loaded_dbapi.Error, dialect=conn.dialect)
+
+
 def driver_run(conn: sa.Connection, statement: str, work: Callable[[Any], T], *,
                binary: bool = False) -> T:
-    """``work`` with a driver cursor of the connection's transaction (see ``_driver_cursor``)."""
-    with _driver_cursor(conn, statement, binary) as cursor:
+    """``work`` with a driver cursor of the connection's transaction (see ``driver_cursor``)."""
+    with driver_cursor(conn, statement, binary) as cursor:
         return work(cursor)
 
 
@@ -231,7 +238,7 @@ def _build_rows(records: list[tuple[Any, ...]], rows: dict[str, ModelRow]) -> No
 
 # --- writing -----------------------------------------------------------------------------------
 
-_COLUMNS = ", ".join(MODEL_WRITE_COLUMNS)
+WRITE_COLUMNS = ", ".join(MODEL_WRITE_COLUMNS)
 
 
 #: ``features`` tuples as PostgreSQL array literals: a catalogue has a handful of distinct
@@ -251,7 +258,7 @@ def _pg_text_array(values: tuple[str, ...]) -> str:
     return literal
 
 
-def _pg_record(r: ModelRow) -> tuple[Any, ...]:
+def pg_record(r: ModelRow) -> tuple[Any, ...]:
     """One row for COPY (text format): psycopg formats decimals and booleans."""
     return (
         r.id,
@@ -308,13 +315,13 @@ def _pg_copy(
     return driver_run(conn, statement, copy)
 
 
-_PG_STAGE_COLUMNS = """id text, name text, provider text, description text,
+PG_STAGE_COLUMNS = """id text, name text, provider text, description text,
     context_length integer, input_cost_per_token numeric, output_cost_per_token numeric,
     supports_vision boolean, supports_function_calling boolean,
     supports_parallel_function_calling boolean, supports_tool_choice boolean,
     supports_streaming boolean, features text[], availability text, metadata jsonb"""
 
-_PG_UPDATE = """
+PG_UPDATE = """
 UPDATE models AS m SET name = r.name, provider = r.provider,
     description = COALESCE(m.description, r.description), context_length = r.context_length,
     input_cost_per_token = r.input_cost_per_token, output_cost_per_token = r.output_cost_per_token,
@@ -331,7 +338,7 @@ UPDATE models SET availability = :availability, updated_at = now()
 WHERE id IN (SELECT jsonb_array_elements_text(CAST(:ids AS jsonb)))"""
 
 _SQLITE_INSERT = f"""
-INSERT INTO models ({_COLUMNS}, created_at, updated_at)
+INSERT INTO models ({WRITE_COLUMNS}, created_at, updated_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"""
 
 _SQLITE_UPDATE = """
@@ -360,8 +367,8 @@ def _pg_staged(conn: sa.Connection, rows: list[ModelRow], statement: str) -> int
     """COPY the rows into a temporary table (dropped at commit), then run one set-based
     ``statement`` from it. The rows travel as COPY's stream, never as one big parameter."""
     stage = f"_litemaas_sync_{uuid.uuid4().hex[:12]}"
-    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {stage} ({_PG_STAGE_COLUMNS}) ON COMMIT DROP")
-    _pg_copy(conn, stage, _COLUMNS, (_pg_record(r) for r in rows))
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {stage} ({PG_STAGE_COLUMNS}) ON COMMIT DROP")
+    _pg_copy(conn, stage, WRITE_COLUMNS, (pg_record(r) for r in rows))
     return conn.exec_driver_sql(statement.format(stage=stage)).rowcount
 
 
@@ -373,8 +380,8 @@ def insert_rows(conn: sa.Connection, rows: list[ModelRow]) -> int:
     if not is_postgres(conn):
         return _sqlite_many(conn, _SQLITE_INSERT, rows)
     now = conn.exec_driver_sql("SELECT now()").scalar()
-    return _pg_copy(conn, "models", f"{_COLUMNS}, created_at, updated_at",
-                    (_pg_record(r) + (now, now) for r in rows))
+    return _pg_copy(conn, "models", f"{WRITE_COLUMNS}, created_at, updated_at",
+                    (pg_record(r) + (now, now) for r in rows))
 
 
 def update_rows(conn: sa.Connection, rows: list[ModelRow]) -> int:
@@ -383,7 +390,7 @@ def update_rows(conn: sa.Connection, rows: list[ModelRow]) -> int:
         return 0
     if not is_postgres(conn):
         return _sqlite_many(conn, _SQLITE_UPDATE, rows)
-    return _pg_staged(conn, rows, _PG_UPDATE)
+    return _pg_staged(conn, rows, PG_UPDATE)
 
 
 def set_availability(conn: sa.Connection, ids: list[str], availability: str) -> int:
@@ -394,19 +401,28 @@ def set_availability(conn: sa.Connection, ids: list[str], availability: str) -> 
     return conn.execute(sa.text(sql), params).rowcount
 
 
-def apply_plan(conn: sa.Connection, plan: SyncPlan) -> Mapping[str, int]:
-    """Write every change of the plan inside the caller's transaction; return rows touched."""
+def apply_plan(conn: sa.Connection, plan: SyncPlan, stage: RowStage | None = None
+               ) -> Mapping[str, int]:
+    """Write every change of the plan inside the caller's transaction; return rows touched.
+    With a ``stage`` (PostgreSQL: the rows mapped for this plan, already on the server), the
+    inserts and rewrites are written from it."""
     with gc_paused():
-        return _apply_plan(conn, plan)
+        return _apply_plan(conn, plan, stage)
 
 
-def _apply_plan(conn: sa.Connection, plan: SyncPlan) -> Mapping[str, int]:
+def _apply_plan(conn: sa.Connection, plan: SyncPlan, stage: RowStage | None
+                ) -> Mapping[str, int]:
     inserts = [a.target for a in plan.by_action(INSERT) if a.target]
-    rewrites = [a.target for a in plan.actions if a.action in (UPDATE, RESTORE) and a.target]
+    rewrites = [a for a in plan.actions if a.action in (UPDATE, RESTORE) and a.target]
     unavailable = [a.model_id for a in plan.by_action(MARK_UNAVAILABLE)]
+    if stage is not None:
+        inserted, updated = stage.insert(inserts), stage.rewrite(rewrites)
+    else:
+        inserted = insert_rows(conn, inserts)
+        updated = update_rows(conn, [a.target for a in rewrites])
     return {
-        "inserted": insert_rows(conn, inserts),
-        "updated": update_rows(conn, rewrites),
+        "inserted": inserted,
+        "updated": updated,
         "marked_unavailable": set_availability(conn, unavailable, "unavailable"),
     }
 

@@ -6,6 +6,7 @@ dashboard) calls :meth:`SyncService.run`; reviewing without writing is :meth:`Sy
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -47,6 +48,7 @@ from .plan import (
     build_plan,
 )
 from .policy import Selection
+from .row_stage import RowStage
 from .store import apply_plan, read_current_rows
 
 log = logging.getLogger("sync_core.sync")
@@ -335,7 +337,7 @@ class SyncService:
         confirm_unavailable: int | None = None,
         audit_id: str | None = None,
     ) -> None:
-        digest = None
+        digest = body = None
         known = known_entries.Loaded(0)  # (sources without a body record no entries)
         fetch_body = getattr(self.source, "fetch_body", None)
         if fetch_body is None:  # mock and snapshot sources hand over parsed entries
@@ -350,21 +352,34 @@ class SyncService:
                 # (a forced sync rewrites every row: it maps them all)
                 known = known_entries.load(conn, priors=not options.force_update)
                 result.recorded_by = known.audit
-            # entry by entry, each parsed entry dropped once mapped (entry_split); entries
-            # the last sync mapped are only recognised (known_entries)
-            catalogue = map_answer(body, self.source.model_info_url, known.known, known.seed)
-            del body  # (recognised entries keep it until they are resolved)
-        result.total_models = catalogue.entry_count
-        # The client's page-view copy of the catalogue is stale now: drop it before the
-        # database work allocates its own buffers.
-        self.source.clear_cache()
-        connection = self.engine.connect()
-        if not is_postgres(self.engine):
-            connection = connection.execution_options(sqlite_begin="IMMEDIATE")
-        # tens of thousands of acyclic rows and plan actions: without collector passes over
-        # them (bulk.gc_paused), planning and recording cost half as much (not around the
-        # fetch: its retries and back-off may take a while, and other threads need the collector)
-        with gc_paused(), connection as conn, conn.begin():
+        postgres = is_postgres(self.engine)
+        with contextlib.ExitStack() as scope:
+            connection = self.engine.connect()
+            if not postgres:  # (SQLite's write lock is taken as the transaction begins)
+                connection = connection.execution_options(sqlite_begin="IMMEDIATE")
+            conn = scope.enter_context(connection)
+            stage = None
+            if body is not None:
+                if postgres:  # mapped rows stream into the sync's transaction (row_stage)
+                    scope.enter_context(conn.begin())
+                    stage = RowStage(conn)
+                # entry by entry, each parsed entry dropped once mapped (entry_split); entries
+                # the last sync mapped are only recognised (known_entries)
+                with stage or contextlib.nullcontext():
+                    catalogue = map_answer(body, self.source.model_info_url, known.known,
+                                           known.seed, stage.add if stage is not None else None)
+                del body  # (recognised entries keep it until they are resolved)
+            result.total_models = catalogue.entry_count
+            # The client's page-view copy of the catalogue is stale now: drop it before the
+            # database work allocates its own buffers.
+            self.source.clear_cache()
+            # tens of thousands of acyclic rows and plan actions: without collector passes over
+            # them (bulk.gc_paused), planning and recording cost half as much (not around the
+            # fetch: its retries and back-off may take a while, and other threads need the
+            # collector)
+            scope.enter_context(gc_paused())
+            if not conn.in_transaction():
+                scope.enter_context(conn.begin())
             resolved = known_entries.resolve(conn, catalogue, options,
                                              trust_versions=expected_fingerprint is None)
             plan = self._plan(conn, resolved.catalogue, options, resolved.current)
@@ -379,7 +394,7 @@ class SyncService:
                 raise GuardError(plan.warnings[0] + "; refused (an admin can override explicitly)")
             if not options.allow_empty_catalogue:  # the explicit override covers both guards
                 self._guard_mass_unavailable(plan, result.trigger, confirm_unavailable)
-            apply_plan(conn, plan)
+            apply_plan(conn, plan, stage)
             result.deleted_models = retention.delete_rows(
                 conn, [a.model_id for a in plan.by_action(DELETE)])
             known_entries.record(conn, resolved, plan, known, audit_id)
