@@ -79,7 +79,8 @@ def _drops(key: str, text_value: bool) -> bool:
 
 
 def _clean_text(value: str) -> str:
-    return strip_url_secrets(value) if "://" in value and ("@" in value or "?" in value) else value
+    # ``//`` as well as ``://``: a scheme-less URL (``//user:pass@host``) carries them too
+    return strip_url_secrets(value) if "//" in value and ("@" in value or "?" in value) else value
 
 
 def as_jsonb_gives_back(value: float) -> float | int:
@@ -118,7 +119,7 @@ def clean_metadata(value: Any) -> Any:
                 if verdict is None:
                     verdict = _drops(key, True)
                 if not verdict:
-                    cleaned[key] = item if "://" not in item else _clean_text(item)
+                    cleaned[key] = item if "//" not in item else _clean_text(item)
                 continue
             scalar = item_kind is bool or item_kind is int or item_kind is float
             verdict = (other_drops if scalar else text_drops).get(key)
@@ -136,7 +137,7 @@ def clean_metadata(value: Any) -> Any:
         return cleaned
     if kind is list:  # mostly lists of plain strings (supported_openai_params): inline them
         return [
-            item if type(item) is str and "://" not in item else clean_metadata(item)
+            item if type(item) is str and "//" not in item else clean_metadata(item)
             for item in value
         ]
     if kind is str:

@@ -228,6 +228,15 @@ def test_credentials_under_provider_specific_names_and_in_urls_are_stripped():
     assert row.metadata["litellm_model_info"]["max_tokens"] == 4096  # not a credential
 
 
+def test_a_url_without_a_scheme_loses_its_credentials_too():
+    params = {"api_base": "//user:SECRET1@host.example/v1?key=SECRET2&alt=sse",
+              "fallbacks": ["//u:SECRET3@other.example"]}
+    row = map_entry(entry("m", params=params))
+    assert "SECRET" not in row.metadata_json.decode()
+    assert row.metadata["litellm_params"]["api_base"] == "//host.example/v1?alt=sse"
+    assert row.metadata["litellm_params"]["fallbacks"] == ["//other.example"]
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.floats(allow_nan=True, allow_infinity=True) | st.floats(0, 100))
 def test_a_float_price_is_judged_as_its_decimal_text_would_be(value):
@@ -290,7 +299,8 @@ def test_features_for_any_flags_match_the_rule():
 
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-    | st.sampled_from(["plain", "https://u:p@h/x?key=k&a=1", "http://h/x", "s3://b/k?sig=z"]),
+    | st.sampled_from(["plain", "https://u:p@h/x?key=k&a=1", "http://h/x", "s3://b/k?sig=z",
+                       "//u:p@h/x", "a // b?token=t"]),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
         st.sampled_from(["api_key", "input_cost_per_token", "name", "api_base", "aws_secret_x",
                          "token", "x"]), inner, max_size=5),
@@ -307,7 +317,7 @@ def _reference_clean(value):
     if isinstance(value, list):
         return [_reference_clean(v) for v in value]
     if isinstance(value, str):
-        return redact.strip_url_secrets(value) if "://" in value else value
+        return redact.strip_url_secrets(value) if "//" in value else value
     if type(value) is float:
         return redact.as_jsonb_gives_back(value)
     return value
