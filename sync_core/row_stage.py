@@ -6,17 +6,22 @@ and storing them, while the sync waits. On PostgreSQL a sync therefore ``COPY``-
 temporary table of its transaction as soon as it is mapped: the server's share runs beside the
 mapping instead of after it. The plan is then made exactly as before, and its inserts and
 rewrites are written from the table by one set-based statement each (0.07 s at 10,000). Rows
-the plan wrote differently from how they were mapped (merges, held fields, a restored
-description) or never mapped (entries the last sync recorded) are ``COPY``-ed in then. The table
-is dropped at commit and, like everything else, rolled back with a failed sync.
+the plan wrote differently from how they were mapped (merges, held fields, the database's
+description) or never mapped (entries the last sync recorded) are ``COPY``-ed in then. The
+table is dropped at commit and, like everything else, rolled back with a failed sync.
+
+That ``COPY`` stays open while the sync maps, so ``statement_timeout`` (a guard against runaway
+statements, not against a long mapping) is lifted for it alone and put back after it. Under
+``repeatable read`` or ``serializable`` (``default_transaction_isolation``) nothing is staged:
+the transaction's snapshot would be taken at the first staged row, before the mapping, instead
+of after it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -30,6 +35,7 @@ from .store import (
     WRITE_COLUMNS,
     as_sqlalchemy_error,
     driver_cursor,
+    driver_run,
     pg_record,
 )
 
@@ -38,13 +44,35 @@ INSERT INTO models ({WRITE_COLUMNS}, created_at, updated_at)
 SELECT {WRITE_COLUMNS}, now(), now() FROM {{stage}} WHERE ord = ANY(%(ords)s::integer[])"""
 
 
+def open_stage(conn: sa.Connection) -> RowStage | None:
+    """A stage for the PostgreSQL transaction ``conn`` has just begun, or None where rows must
+    not be staged (isolation above read committed). Reads the settings with ``SHOW``, which
+    takes no snapshot."""
+    isolation, timeout = driver_run(conn, _SHOW_SETTINGS, _show_settings)
+    if isolation != "read committed":
+        return None
+    return RowStage(conn, lifted_timeout=None if timeout == "0" else timeout)
+
+
+_SHOW_SETTINGS = "SHOW transaction_isolation; SHOW statement_timeout"
+
+
+def _show_settings(cursor: Any) -> tuple[str, str]:
+    cursor.execute(_SHOW_SETTINGS)  # (one round trip: two results)
+    isolation = cursor.fetchone()[0]
+    cursor.nextset()
+    return isolation, cursor.fetchone()[0]
+
+
 class RowStage:
     """A temporary table that mapped rows are ``COPY``-ed into one by one (PostgreSQL only).
 
-    Use as a context manager around the mapping, with :meth:`add` as its row callback; the
-    table is made at the first row, so a sync that maps nothing sends nothing."""
+    Enter it for the rest of the transaction (an error on the way out aborts an open ``COPY``,
+    which would otherwise keep the connection's lock from the rollback); map inside
+    :meth:`mapping` with :meth:`add` as the row callback. The table is made at the first row,
+    so a sync that maps nothing sends nothing."""
 
-    def __init__(self, conn: sa.Connection) -> None:
+    def __init__(self, conn: sa.Connection, lifted_timeout: str | None = None) -> None:
         self._conn = conn
         self._table = f"_litemaas_stage_{uuid.uuid4().hex[:12]}"
         self._copy_statement = f"COPY {self._table} (ord, {WRITE_COLUMNS}) FROM STDIN"
@@ -53,13 +81,30 @@ class RowStage:
         self._created = False
         self._streaming: contextlib.ExitStack | None = None
         self._copy: Any = None
+        #: ``statement_timeout`` to put back once the mapping's COPY ends (None: none is set)
+        self._timeout = lifted_timeout
+        self._mapping = self._lifted = False
 
     def __enter__(self) -> RowStage:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self._end_copy(kind, exc, tb)
+        self._end_copy(exc)
+
+    @contextlib.contextmanager
+    def mapping(self) -> Iterator[RowStage]:
+        """The mapping: its ``COPY`` may stay open as long as it takes (no statement timeout);
+        it ends with the mapping, or is aborted when the mapping fails."""
+        self._mapping = True
+        try:
+            yield self
+        except BaseException as exc:
+            self._end_copy(exc)
+            raise
+        finally:
+            self._mapping = False
+        self._end_copy(None)
 
     def add(self, row: ModelRow) -> None:
         """Stage one mapped row: it travels to the server now, in the open ``COPY``."""
@@ -81,22 +126,32 @@ class RowStage:
         """Rewrite the models of ``actions`` (updates, restores) as their targets, from the
         stage; the count rewritten. The description stays the database's where it has one,
         as ``store.update_rows`` writes it."""
-        ordinals = [
-            self._ordinal[id(a.desired)] if _staged_row_will_do(a) and id(a.desired)
-            in self._ordinal else self._append(a.target)
-            for a in actions
-        ]
-        self._end_copy(None, None, None)
+        with self._appending():
+            ordinals = [
+                self._ordinal[id(a.desired)] if _staged_row_will_do(a) and id(a.desired)
+                in self._ordinal else self._append(a.target)
+                for a in actions
+            ]
         return self._from_stage(PG_UPDATE + " AND r.ord = ANY(%(ords)s::integer[])", ordinals)
 
     # --- the table and its COPY ---------------------------------------------------------------
 
     def _ordinals(self, rows: Sequence[ModelRow]) -> list[int]:
-        ordinals = [self._ordinal.get(id(row)) for row in rows]
-        ordinals = [self._append(row) if o is None else o
-                    for o, row in zip(ordinals, rows, strict=True)]
-        self._end_copy(None, None, None)
-        return ordinals
+        with self._appending():
+            found = [self._ordinal.get(id(row)) for row in rows]
+            return [self._append(row) if o is None else o
+                    for o, row in zip(found, rows, strict=True)]
+
+    @contextlib.contextmanager
+    def _appending(self) -> Iterator[None]:
+        """Rows staged after the mapping: their ``COPY`` ends (or is aborted) before the
+        statement that writes from the stage."""
+        try:
+            yield
+        except BaseException as exc:
+            self._end_copy(exc)
+            raise
+        self._end_copy(None)
 
     def _append(self, row: ModelRow) -> int:
         ordinal = len(self._rows)
@@ -109,17 +164,30 @@ class RowStage:
                 f"CREATE TEMPORARY TABLE {self._table} (ord integer, {PG_STAGE_COLUMNS}) "
                 "ON COMMIT DROP")
             self._created = True
+        if self._mapping and self._timeout is not None:
+            self._conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+            self._lifted = True
         streaming = contextlib.ExitStack()
         cursor = streaming.enter_context(driver_cursor(self._conn, self._copy_statement))
         self._copy = streaming.enter_context(cursor.copy(self._copy_statement))
         self._streaming = streaming
 
-    def _end_copy(self, kind: type[BaseException] | None, exc: BaseException | None,
-                  tb: TracebackType | None) -> None:
-        """Finish the open ``COPY`` (abort it when ``exc`` ends the mapping)."""
+    def _end_copy(self, exc: BaseException | None) -> None:
+        """Finish the open ``COPY``, or abort it when ``exc`` stopped the sync. The server is
+        told only that the sync stopped: its log is not this process's redacted one."""
         streaming, self._streaming, self._copy = self._streaming, None, None
         if streaming is not None:
-            streaming.__exit__(kind, exc, tb)
+            if exc is None:
+                streaming.__exit__(None, None, None)
+            else:
+                stopped = _SyncStopped("the sync stopped")
+                streaming.__exit__(_SyncStopped, stopped, None)
+        if self._lifted:  # (after a failure the rollback puts it back)
+            self._lifted = False
+            if exc is None:
+                self._conn.execute(
+                    sa.text("SELECT set_config('statement_timeout', :value, true)"),
+                    {"value": self._timeout})
 
     def _from_stage(self, statement: str, ordinals: list[int]) -> int:
         if not ordinals:
@@ -128,16 +196,14 @@ class RowStage:
         return self._conn.exec_driver_sql(sql, {"ords": ordinals}).rowcount
 
 
+class _SyncStopped(Exception):
+    """What an aborted ``COPY`` tells the server (the real error is raised here)."""
+
+
 def _staged_row_will_do(action: PlanAction) -> bool:
-    """Whether the stage's copy of the mapped row rewrites the model as the plan's target:
-    the same values but the description, which the update keeps where the database has one
-    (``COALESCE``), as the target does; a target that keeps no description over a mapped
-    one (a protected, empty description) is staged as itself."""
-    target, desired, current = action.target, action.desired, action.current
-    if not isinstance(desired, ModelRow) or not isinstance(target, ModelRow) or current is None:
-        return False
-    if target is desired:
-        return True
-    if current.description is None and target.description != desired.description:
-        return False
-    return target == dataclasses.replace(desired, description=target.description)
+    """Whether the stage's copy of the mapped row rewrites the model as the plan's target: the
+    same values (the update keeps the database's description where it has one, as the direct
+    update does; a target whose description differs from the mapped row's is staged as itself,
+    so the row holds the target's even if an admin changed the description meanwhile)."""
+    target, desired = action.target, action.desired
+    return isinstance(desired, ModelRow) and (target is desired or target == desired)

@@ -48,7 +48,7 @@ from .plan import (
     build_plan,
 )
 from .policy import Selection
-from .row_stage import RowStage
+from .row_stage import open_stage
 from .store import apply_plan, read_current_rows
 
 log = logging.getLogger("sync_core.sync")
@@ -362,10 +362,12 @@ class SyncService:
             if body is not None:
                 if postgres:  # mapped rows stream into the sync's transaction (row_stage)
                     scope.enter_context(conn.begin())
-                    stage = RowStage(conn)
+                    stage = open_stage(conn)
+                    if stage is not None:  # (an error aborts its COPY before the rollback)
+                        scope.enter_context(stage)
                 # entry by entry, each parsed entry dropped once mapped (entry_split); entries
                 # the last sync mapped are only recognised (known_entries)
-                with stage or contextlib.nullcontext():
+                with stage.mapping() if stage is not None else contextlib.nullcontext():
                     catalogue = map_answer(body, self.source.model_info_url, known.known,
                                            known.seed, stage.add if stage is not None else None)
                 del body  # (recognised entries keep it until they are resolved)

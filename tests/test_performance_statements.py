@@ -8,14 +8,18 @@ A count, never a time.
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import sqlalchemy as sa
 
 from benchmarks.catalogue import change_some, generate_entries
 from sync_core.access import SYSTEM
 from sync_core.db import create_db_engine
+from sync_core.litellm import LiteLLMClient
 from sync_core.sync import SyncService
 from tests.factories import StaticSource
+from tests.fake_litellm import FakeLiteLLM
 
 
 def _statements(engine, service) -> tuple[int, list[str]]:
@@ -33,19 +37,25 @@ def _statements(engine, service) -> tuple[int, list[str]]:
     return len(seen), seen
 
 
-def _scenarios(db_url: str, n: int) -> dict[str, tuple[int, list[str]]]:
+def _scenarios(db_url: str, n: int, over_http: bool) -> dict[str, tuple[int, list[str]]]:
     engine = create_db_engine(db_url)
+    entries = generate_entries(n, seed=3)
     try:
-        with engine.begin() as conn:
-            conn.execute(sa.text("DELETE FROM models"))
-        entries = generate_entries(n, seed=3)
-        source = StaticSource(entries)
-        service = SyncService(engine, source)
-        counts = {"first": _statements(engine, service)}
-        counts["unchanged"] = _statements(engine, service)
-        change_some(entries, 0.5)
-        source.entries = entries[: n - n // 10]  # and a tenth no longer served
-        counts["changed"] = _statements(engine, service)
+        with contextlib.ExitStack() as scope:
+            with engine.begin() as conn:  # a first sync: no rows, no records of earlier ones
+                conn.execute(sa.text("DELETE FROM models"))
+                conn.execute(sa.text("DELETE FROM model_sync_records"))
+            if over_http:  # the answer's bytes: split, recognised, rows streamed (row_stage)
+                source = scope.enter_context(FakeLiteLLM(entries, key=None))
+                service = SyncService(engine, LiteLLMClient(source.url, None))
+            else:
+                source = StaticSource(entries)
+                service = SyncService(engine, source)
+            counts = {"first": _statements(engine, service)}
+            counts["unchanged"] = _statements(engine, service)
+            change_some(entries, 0.5)
+            source.entries = entries[: n - n // 10]  # and a tenth no longer served
+            counts["changed"] = _statements(engine, service)
         with engine.connect() as conn:
             total = conn.execute(sa.text("SELECT count(*) FROM models")).scalar()
         assert total == n
@@ -55,9 +65,10 @@ def _scenarios(db_url: str, n: int) -> dict[str, tuple[int, list[str]]]:
 
 
 @pytest.mark.timeout(300)
-def test_statements_per_sync_are_the_same_for_100_and_5000_models(db_url):
-    small = _scenarios(db_url, 100)
-    large = _scenarios(db_url, 5000)
+@pytest.mark.parametrize("over_http", [False, True], ids=["entries", "http"])
+def test_statements_per_sync_are_the_same_for_100_and_5000_models(db_url, over_http):
+    small = _scenarios(db_url, 100, over_http)
+    large = _scenarios(db_url, 5000, over_http)
     assert small == large
     first_count, first = small["first"]
     assert first_count < 25

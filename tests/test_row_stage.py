@@ -5,13 +5,15 @@ and a failure on the way leaves the previous rows as they were."""
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sync_core import mapping, row_stage
+from sync_core import known_entries, mapping, row_stage
 from sync_core.access import SYSTEM
 from sync_core.config import Secret
 from sync_core.db import create_db_engine
@@ -192,7 +194,7 @@ def test_the_stage_writes_what_the_direct_writes_write(pg_engine, scenario):
     for staged in (False, True):
         with pg_engine.connect() as conn, conn.begin() as transaction:
             stage = RowStage(conn) if staged else None
-            with stage or contextlib.nullcontext():
+            with stage.mapping() if stage else contextlib.nullcontext():
                 catalogue = mapping.map_catalogue(upstream, stage.add if stage else None)
             plan = build_plan(catalogue, read_current_rows(conn), options, policies=policies)
             counts = apply_plan(conn, plan, stage)
@@ -204,28 +206,165 @@ def test_the_stage_writes_what_the_direct_writes_write(pg_engine, scenario):
 
 
 def test_rows_the_plan_changed_are_staged_as_written(pg_engine):
-    """A target that keeps no description over a mapped one (an admin emptied it and protects
-    it) is staged as itself: the update's COALESCE would otherwise take LiteLLM's. A target
-    that differs from its mapped row by the database's description alone is written from the
-    mapped row."""
-    served = [entry("a", description="from LiteLLM"), entry("b", description="from LiteLLM")]
+    """A target that is not the mapped row, even by the description alone (the database's
+    kept, or an admin's emptied one that is protected), is staged as itself; an unchanged
+    target is written from the mapped row."""
+    served = [entry(n, description="from LiteLLM") for n in "abc"]
     with pg_engine.begin() as conn:
         insert_rows(conn, list(mapping.map_catalogue(served).rows.values()))
         conn.execute(sa.text("UPDATE models SET description = NULL WHERE id = 'a'"))
         conn.execute(sa.text("UPDATE models SET description = 'mine' WHERE id = 'b'"))
-    upstream = [entry(name, description="from LiteLLM", max_input_tokens=9) for name in "ab"]
+    upstream = [entry(name, description="from LiteLLM", max_input_tokens=9) for name in "abc"]
     policies = {"a": ModelPolicy(protected_fields=frozenset({"description"}))}
     with pg_engine.connect() as conn, conn.begin():
         stage = RowStage(conn)
-        with stage:
+        with stage.mapping():
             catalogue = mapping.map_catalogue(upstream, stage.add)
         plan = build_plan(catalogue, read_current_rows(conn), policies=policies)
         rewrites = {a.model_id: a for a in plan.actions if a.action == "update"}
         assert rewrites["a"].target.description is None
         assert rewrites["b"].target.description == "mine"
-        assert row_stage._staged_row_will_do(rewrites["a"]) is False
-        assert row_stage._staged_row_will_do(rewrites["b"]) is True
-        assert apply_plan(conn, plan, stage)["updated"] == 2
+        assert [row_stage._staged_row_will_do(rewrites[n]) for n in "abc"] == [
+            False, False, True]
+        assert apply_plan(conn, plan, stage)["updated"] == 3
         rows = read_current_rows(conn)
-    assert rows["a"] == rewrites["a"].target and rows["a"].description is None
-    assert rows["b"] == rewrites["b"].target and rows["b"].context_length == 9
+    for name in "abc":
+        assert rows[name] == rewrites[name].target and rows[name].context_length == 9
+
+
+# --- the transaction around it ---------------------------------------------------------------
+
+
+def _database_setting(engine, name: str, value: str) -> None:
+    database = engine.url.database
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+            sa.text(f'ALTER DATABASE "{database}" SET {name} = \'{value}\''))
+    engine.dispose()  # (new sessions take the setting)
+
+
+def _slow_mapping(monkeypatch, seconds: float, on_entry=None):
+    real = mapping.map_entry
+    seen: list[str] = []
+
+    def slow(raw):
+        seen.append(raw["model_name"])
+        if on_entry is not None:
+            on_entry(len(seen))
+        time.sleep(seconds)
+        return real(raw)
+
+    monkeypatch.setattr(mapping, "map_entry", slow)
+
+
+def test_a_statement_timeout_does_not_cut_a_long_mapping_and_holds_after_it(pg_engine,
+                                                                           monkeypatch):
+    """The stage's COPY is open while the sync maps (here 0.6 s, twice the 300 ms
+    ``statement_timeout``): the timeout is lifted for it alone and holds again afterwards."""
+    _database_setting(pg_engine, "statement_timeout", "300ms")
+    _slow_mapping(monkeypatch, 0.02)
+    seen: list[str] = []
+    real_resolve = known_entries.resolve
+
+    def resolve(conn, *args, **kwargs):
+        seen.append(conn.exec_driver_sql("SHOW statement_timeout").scalar())
+        return real_resolve(conn, *args, **kwargs)
+
+    monkeypatch.setattr(known_entries, "resolve", resolve)
+    with FakeLiteLLM(catalogue(), key=KEY) as fake:
+        result = run(SyncService(pg_engine, LiteLLMClient(fake.url, Secret(KEY))))
+    assert result.success, result.error_message
+    assert result.new_models == 30 and seen == ["300ms"]
+
+
+def test_a_failure_while_rows_are_staged_after_the_mapping_ends_the_sync(pg_engine,
+                                                                         monkeypatch):
+    """A row staged for the write (a target the plan changed) fails to format: the COPY is
+    aborted before the rollback (which would otherwise wait on the connection for good), the
+    sync fails with its audit row, and the lock is free for the next one."""
+    with FakeLiteLLM(catalogue(), key=KEY) as fake:
+        service = SyncService(pg_engine, LiteLLMClient(fake.url, Secret(KEY)))
+        assert run(service).success
+        with pg_engine.begin() as conn:
+            conn.execute(sa.text("UPDATE models SET description = 'the admin''s words' "
+                                 "WHERE id = 'm-001'"))
+        fake.entries = [entry(f"m-{i:03d}", input_cost_per_token=5e-6) for i in range(30)]
+        real_record = row_stage.pg_record
+
+        def failing(row):
+            if row.description == "the admin's words":
+                raise RuntimeError("a bug while formatting a row")
+            return real_record(row)
+
+        monkeypatch.setattr(row_stage, "pg_record", failing)
+        outcome: list = []
+        worker = threading.Thread(target=lambda: outcome.append(run(service)), daemon=True)
+        worker.start()
+        worker.join(30)
+        assert not worker.is_alive(), "the sync hung"
+        failed = outcome[0]
+        assert not failed.success and failed.audit_id is not None
+        monkeypatch.setattr(row_stage, "pg_record", real_record)
+        again = run(service)
+    assert again.success and again.updated_models == 30
+
+
+def test_under_repeatable_read_nothing_is_staged_and_edits_during_the_mapping_are_planned(
+        pg_engine, monkeypatch):
+    """With ``default_transaction_isolation = 'repeatable read'`` staging would take the
+    transaction's snapshot at the first row, before the mapping: an admin's edit committed
+    while the sync maps would then fail its update. Nothing is staged, and the sync plans the
+    edit as it would have."""
+    with FakeLiteLLM(catalogue(), key=KEY) as fake:
+        service = SyncService(pg_engine, LiteLLMClient(fake.url, Secret(KEY)))
+        assert run(service).success
+        _database_setting(pg_engine, "default_transaction_isolation", "repeatable read")
+
+        def admin_edits(count: int) -> None:
+            if count == 5:
+                with pg_engine.begin() as other:
+                    other.execute(sa.text("UPDATE models SET context_length = 7 "
+                                          "WHERE id = 'm-020'"))
+
+        _slow_mapping(monkeypatch, 0, admin_edits)
+        statements: list[str] = []
+        sa.event.listen(pg_engine, "before_cursor_execute",
+                        lambda conn, cur, statement, *a: statements.append(statement))
+        fake.entries = [entry(f"m-{i:03d}", input_cost_per_token=5e-6) for i in range(30)]
+        result = run(service, SyncOptions(force_update=True))
+    assert result.success, result.error_message
+    assert not [s for s in statements if "_litemaas_stage_" in s]
+    assert stored(pg_engine)["m-020"][0].context_length != 7  # LiteLLM's, rewritten
+
+
+def test_a_description_an_admin_empties_during_the_sync_is_left_as_the_plan_says(
+        pg_engine, monkeypatch):
+    """The plan keeps the admin's description; the admin empties it after the rows were read
+    and before the update: the row still holds the plan's target (as the direct write leaves
+    it), not LiteLLM's text, so the record of known entries tells the truth."""
+    from sync_core import sync as sync_module
+
+    with FakeLiteLLM(catalogue(), key=KEY) as fake:
+        service = SyncService(pg_engine, LiteLLMClient(fake.url, Secret(KEY)))
+        assert run(service).success
+        with pg_engine.begin() as conn:
+            conn.execute(sa.text("UPDATE models SET description = 'admin words' "
+                                 "WHERE id = 'm-004'"))
+        real_apply = sync_module.apply_plan
+
+        def racing(conn, plan, stage=None):
+            with pg_engine.begin() as other:
+                other.execute(sa.text("UPDATE models SET description = NULL "
+                                      "WHERE id = 'm-004'"))
+            return real_apply(conn, plan, stage)
+
+        monkeypatch.setattr(sync_module, "apply_plan", racing)
+        fake.entries = [entry(f"m-{i:03d}", input_cost_per_token=5e-6,
+                              description=f"model {i}") for i in range(30)]
+        result = run(service)
+        monkeypatch.setattr(sync_module, "apply_plan", real_apply)
+        assert result.success
+        target = next(a.target for a in result.plan.actions if a.model_id == "m-004")
+        assert target.description == "admin words"
+        assert stored(pg_engine)["m-004"][0].description == "admin words"
+        assert not service.preview(SyncOptions(), fresh=True).has_changes
