@@ -109,6 +109,8 @@ def check_database(runtime: Runtime) -> list[Check]:
         )
     if current == head and not is_postgres(runtime.engine):
         checks.append(_sqlite_triggers(runtime))
+    if is_postgres(runtime.engine):
+        checks.append(_temporary_tables(runtime))
     if max_connections is not None:
         pool = runtime.settings.db_max_connections
         if pool > max_connections - 3:
@@ -139,6 +141,18 @@ def check_database(runtime: Runtime) -> list[Check]:
                 )
             )
     return checks
+
+
+def _temporary_tables(runtime: Runtime) -> Check:
+    """A sync stages rows in a temporary table of its transaction (``row_stage``; rewrites in
+    ``store``): a role without the ``TEMPORARY`` privilege cannot sync from LiteLLM."""
+    with runtime.engine.connect() as conn:
+        allowed = conn.execute(sa.text(
+            "SELECT has_database_privilege(current_database(), 'TEMPORARY')")).scalar()
+    if not allowed:
+        return Check("temporary tables", FAIL, "the role may not create temporary tables, "
+                     "which a sync stages its rows in; GRANT TEMPORARY ON DATABASE … TO it")
+    return Check("temporary tables", PASS, "the role may create the sync's temporary tables")
 
 
 def _sqlite_triggers(runtime: Runtime) -> Check:

@@ -121,6 +121,7 @@ def test_doctor_passes_a_healthy_setup_and_fails_broken_ones(
             "migrations",
             "litellm",
             "pool size",
+            "temporary tables",
         }
 
         broken = {
@@ -151,6 +152,51 @@ def test_doctor_passes_a_healthy_setup_and_fails_broken_ones(
     monkeypatch.setattr("sync_core.litellm.time.sleep", lambda s: None)
     assert main(["doctor"]) == 1
     assert "connection" in capsys.readouterr().out
+
+
+def test_doctor_fails_a_role_that_may_not_create_temporary_tables(pg_url):
+    """A sync stages its rows in a temporary table: a role without TEMPORARY cannot sync, and
+    the doctor says so before the first sync does."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from sync_core.access import SYSTEM
+
+    role = f"lms_no_temp_{uuid.uuid4().hex[:8]}"
+    admin = build_runtime(Settings.from_env({"DATABASE_URL": pg_url}))
+    with admin.engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        database = conn.execute(sa.text("SELECT current_database()")).scalar()
+        conn.execute(sa.text(f"CREATE ROLE {role} LOGIN"))
+        conn.execute(sa.text(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}"))
+        conn.execute(sa.text(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}"))
+        conn.execute(sa.text(f'REVOKE TEMPORARY ON DATABASE "{database}" FROM PUBLIC'))
+    try:
+        with FakeLiteLLM(real_entries(), key=None) as fake:
+            env = {"DATABASE_URL": pg_url.replace("postgres@", f"{role}@", 1),
+                   "LITELLM_API_URL": fake.url}
+            runtime = build_runtime(Settings.from_env(env))
+            checks = {c.name: c for c in run_doctor(runtime)}
+            assert checks["temporary tables"].status == FAIL
+            assert "GRANT TEMPORARY" in checks["temporary tables"].detail
+            refused = runtime.service.run(trigger="manual", actor=SYSTEM)
+            assert not refused.success and refused.error_kind == "database"
+            runtime.close()
+            with admin.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+                    sa.text(f'GRANT TEMPORARY ON DATABASE "{database}" TO PUBLIC'))
+            runtime = build_runtime(Settings.from_env(env))
+            checks = {c.name: c for c in run_doctor(runtime)}
+            assert checks["temporary tables"].status == PASS
+            assert runtime.service.run(trigger="manual", actor=SYSTEM).success
+            runtime.close()
+    finally:
+        with admin.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.execute(sa.text(f"DROP OWNED BY {role}"))
+            conn.execute(sa.text(f"DROP ROLE {role}"))
+        admin.close()
 
 
 def test_doctor_warns_when_sqlites_write_triggers_are_gone(sqlite_url):
