@@ -20,6 +20,7 @@ of after it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import Iterator, Sequence
 from types import TracebackType
@@ -49,7 +50,7 @@ def open_stage(conn: sa.Connection) -> RowStage | None:
     not be staged (isolation above read committed). Reads the settings with ``SHOW``, which
     takes no snapshot."""
     isolation, timeout = driver_run(conn, _SHOW_SETTINGS, _show_settings)
-    if isolation != "read committed":
+    if isolation not in ("read committed", "read uncommitted"):  # (the same in PostgreSQL)
         return None
     return RowStage(conn, lifted_timeout=None if timeout == "0" else timeout)
 
@@ -62,6 +63,12 @@ def _show_settings(cursor: Any) -> tuple[str, str]:
     isolation = cursor.fetchone()[0]
     cursor.nextset()
     return isolation, cursor.fetchone()[0]
+
+
+_REPLACE_DESCRIPTIONS = """
+UPDATE {stage} AS s SET description = d.description
+FROM unnest(%(ords)s::integer[], %(descriptions)s::text[]) AS d(ord, description)
+WHERE s.ord = d.ord"""
 
 
 class RowStage:
@@ -125,13 +132,26 @@ class RowStage:
     def rewrite(self, actions: Sequence[PlanAction]) -> int:
         """Rewrite the models of ``actions`` (updates, restores) as their targets, from the
         stage; the count rewritten. The description stays the database's where it has one,
-        as ``store.update_rows`` writes it."""
+        as ``store.update_rows`` writes it. A target that differs from its staged row by the
+        description alone (an admin's, kept) has the staged description replaced by its own,
+        in one statement; any other difference stages the target itself."""
+        ordinals: list[int] = []
+        replaced: tuple[list[int], list[str | None]] = ([], [])
         with self._appending():
-            ordinals = [
-                self._ordinal[id(a.desired)] if _staged_row_will_do(a) and id(a.desired)
-                in self._ordinal else self._append(a.target)
-                for a in actions
-            ]
+            for action in actions:
+                ordinal = self._ordinal.get(id(action.desired))
+                target = action.target
+                if ordinal is None or not _same_but_description(target, action.desired):
+                    ordinals.append(self._append(target))  # type: ignore[arg-type]
+                    continue
+                ordinals.append(ordinal)
+                if target.description != action.desired.description:  # type: ignore[union-attr]
+                    replaced[0].append(ordinal)
+                    replaced[1].append(target.description)  # type: ignore[union-attr]
+        if replaced[0]:
+            self._conn.exec_driver_sql(
+                _REPLACE_DESCRIPTIONS.format(stage=self._table),
+                {"ords": replaced[0], "descriptions": replaced[1]})
         return self._from_stage(PG_UPDATE + " AND r.ord = ANY(%(ords)s::integer[])", ordinals)
 
     # --- the table and its COPY ---------------------------------------------------------------
@@ -200,10 +220,10 @@ class _SyncStopped(Exception):
     """What an aborted ``COPY`` tells the server (the real error is raised here)."""
 
 
-def _staged_row_will_do(action: PlanAction) -> bool:
-    """Whether the stage's copy of the mapped row rewrites the model as the plan's target: the
-    same values (the update keeps the database's description where it has one, as the direct
-    update does; a target whose description differs from the mapped row's is staged as itself,
-    so the row holds the target's even if an admin changed the description meanwhile)."""
-    target, desired = action.target, action.desired
-    return isinstance(desired, ModelRow) and (target is desired or target == desired)
+def _same_but_description(target: Any, desired: Any) -> bool:
+    """Whether the staged copy of ``desired`` (a mapped row) becomes ``target`` by replacing
+    its description at most."""
+    if not isinstance(desired, ModelRow) or not isinstance(target, ModelRow):
+        return False
+    return target is desired or target == dataclasses.replace(
+        desired, description=target.description)

@@ -361,9 +361,12 @@ class SyncService:
             stage = None
             if body is not None:
                 if postgres:  # mapped rows stream into the sync's transaction (row_stage)
-                    scope.enter_context(conn.begin())
+                    transaction = conn.begin()
                     stage = open_stage(conn)
-                    if stage is not None:  # (an error aborts its COPY before the rollback)
+                    if stage is None:  # nothing staged: the transaction begins after mapping
+                        transaction.rollback()
+                    else:  # (an error aborts the stage's COPY before the rollback)
+                        scope.enter_context(transaction)
                         scope.enter_context(stage)
                 # entry by entry, each parsed entry dropped once mapped (entry_split); entries
                 # the last sync mapped are only recognised (known_entries)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -206,16 +207,22 @@ def test_the_stage_writes_what_the_direct_writes_write(pg_engine, scenario):
 
 
 def test_rows_the_plan_changed_are_staged_as_written(pg_engine):
-    """A target that is not the mapped row, even by the description alone (the database's
-    kept, or an admin's emptied one that is protected), is staged as itself; an unchanged
-    target is written from the mapped row."""
-    served = [entry(n, description="from LiteLLM") for n in "abc"]
+    """A target that differs from its mapped row by the description alone (the database's
+    kept, or an admin's emptied one that is protected) is written from the staged row with its
+    description replaced, not staged again; one that differs otherwise (merge kept an admin's
+    price) is staged as itself. Every row ends as its target."""
+    served = [entry(n, description="from LiteLLM", input_cost_per_token=1e-7) for n in "abcd"]
     with pg_engine.begin() as conn:
         insert_rows(conn, list(mapping.map_catalogue(served).rows.values()))
         conn.execute(sa.text("UPDATE models SET description = NULL WHERE id = 'a'"))
         conn.execute(sa.text("UPDATE models SET description = 'mine' WHERE id = 'b'"))
-    upstream = [entry(name, description="from LiteLLM", max_input_tokens=9) for name in "abc"]
-    policies = {"a": ModelPolicy(protected_fields=frozenset({"description"}))}
+        conn.execute(sa.text("UPDATE models SET input_cost_per_token = 0.5 WHERE id = 'd'"))
+    upstream = [entry(name, description="from LiteLLM", input_cost_per_token=1e-7,
+                      max_input_tokens=9) for name in "abc"]
+    upstream.append(entry("d", description="from LiteLLM", input_cost_per_token=2e-7))
+    policies = {"a": ModelPolicy(protected_fields=frozenset({"description"})),
+                "d": ModelPolicy(protected_fields=frozenset({"input_cost_per_token"}))}
+    statements: list[str] = []
     with pg_engine.connect() as conn, conn.begin():
         stage = RowStage(conn)
         with stage.mapping():
@@ -224,12 +231,17 @@ def test_rows_the_plan_changed_are_staged_as_written(pg_engine):
         rewrites = {a.model_id: a for a in plan.actions if a.action == "update"}
         assert rewrites["a"].target.description is None
         assert rewrites["b"].target.description == "mine"
-        assert [row_stage._staged_row_will_do(rewrites[n]) for n in "abc"] == [
-            False, False, True]
-        assert apply_plan(conn, plan, stage)["updated"] == 3
+        assert rewrites["d"].target.input_cost_per_token == Decimal("0.5")
+        sa.event.listen(conn, "before_cursor_execute",
+                        lambda c, cur, statement, *a: statements.append(statement))
+        assert apply_plan(conn, plan, stage)["updated"] == 4
         rows = read_current_rows(conn)
-    for name in "abc":
-        assert rows[name] == rewrites[name].target and rows[name].context_length == 9
+    for name in "abcd":
+        assert rows[name] == rewrites[name].target
+    assert rows["c"].context_length == 9 and rows["a"].description is None
+    copies = [s for s in statements if s.startswith("COPY")]
+    assert len(copies) == 1  # d, staged as itself; a and b from their mapped rows
+    assert sum("SET description = d.description" in s for s in statements) == 1
 
 
 # --- the transaction around it ---------------------------------------------------------------
@@ -285,28 +297,31 @@ def test_a_failure_while_rows_are_staged_after_the_mapping_ends_the_sync(pg_engi
     with FakeLiteLLM(catalogue(), key=KEY) as fake:
         service = SyncService(pg_engine, LiteLLMClient(fake.url, Secret(KEY)))
         assert run(service).success
-        with pg_engine.begin() as conn:
-            conn.execute(sa.text("UPDATE models SET description = 'the admin''s words' "
+        with pg_engine.begin() as conn:  # both change the price: merge keeps the admin's
+            conn.execute(sa.text("UPDATE models SET input_cost_per_token = 0.0000042 "
                                  "WHERE id = 'm-001'"))
         fake.entries = [entry(f"m-{i:03d}", input_cost_per_token=5e-6) for i in range(30)]
         real_record = row_stage.pg_record
+        merge = SyncOptions(conflict_resolution="merge")
 
         def failing(row):
-            if row.description == "the admin's words":
+            if row.input_cost_per_token == Decimal("0.0000042"):
                 raise RuntimeError("a bug while formatting a row")
             return real_record(row)
 
         monkeypatch.setattr(row_stage, "pg_record", failing)
         outcome: list = []
-        worker = threading.Thread(target=lambda: outcome.append(run(service)), daemon=True)
+        worker = threading.Thread(target=lambda: outcome.append(run(service, merge)),
+                                  daemon=True)
         worker.start()
         worker.join(30)
         assert not worker.is_alive(), "the sync hung"
         failed = outcome[0]
         assert not failed.success and failed.audit_id is not None
         monkeypatch.setattr(row_stage, "pg_record", real_record)
-        again = run(service)
+        again = run(service, merge)
     assert again.success and again.updated_models == 30
+    assert stored(pg_engine)["m-001"][0].input_cost_per_token == Decimal("0.0000042")
 
 
 def test_under_repeatable_read_nothing_is_staged_and_edits_during_the_mapping_are_planned(
@@ -335,6 +350,18 @@ def test_under_repeatable_read_nothing_is_staged_and_edits_during_the_mapping_ar
     assert result.success, result.error_message
     assert not [s for s in statements if "_litemaas_stage_" in s]
     assert stored(pg_engine)["m-020"][0].context_length != 7  # LiteLLM's, rewritten
+
+
+def test_under_repeatable_read_the_transaction_waits_for_the_mapping(pg_engine, monkeypatch):
+    """Nothing staged, nothing held open: the transaction begins after the mapping, so an
+    ``idle_in_transaction_session_timeout`` shorter than the mapping does not end it."""
+    _database_setting(pg_engine, "default_transaction_isolation", "repeatable read")
+    _database_setting(pg_engine, "idle_in_transaction_session_timeout", "300ms")
+    _slow_mapping(monkeypatch, 0.02)
+    with FakeLiteLLM(catalogue(), key=KEY) as fake:
+        result = run(SyncService(pg_engine, LiteLLMClient(fake.url, Secret(KEY))))
+    assert result.success, result.error_message
+    assert result.new_models == 30
 
 
 def test_a_description_an_admin_empties_during_the_sync_is_left_as_the_plan_says(
