@@ -105,13 +105,10 @@ class RowStage:
         it ends with the mapping, or is aborted when the mapping fails."""
         self._mapping = True
         try:
-            yield self
-        except BaseException as exc:
-            self._end_copy(exc)
-            raise
+            with self._copying():
+                yield self
         finally:
             self._mapping = False
-        self._end_copy(None)
 
     def add(self, row: ModelRow) -> None:
         """Stage one mapped row: it travels to the server now, in the open ``COPY``."""
@@ -137,17 +134,17 @@ class RowStage:
         in one statement; any other difference stages the target itself."""
         ordinals: list[int] = []
         replaced: tuple[list[int], list[str | None]] = ([], [])
-        with self._appending():
+        with self._copying():  # (targets staged as themselves)
             for action in actions:
-                ordinal = self._ordinal.get(id(action.desired))
-                target = action.target
-                if ordinal is None or not _same_but_description(target, action.desired):
-                    ordinals.append(self._append(target))  # type: ignore[arg-type]
+                target, desired = action.target, action.desired
+                ordinal = self._ordinal.get(id(desired))
+                if ordinal is None or not _same_but_description(target, desired):
+                    ordinals.append(self._append(target))
                     continue
                 ordinals.append(ordinal)
-                if target.description != action.desired.description:  # type: ignore[union-attr]
+                if target.description != desired.description:
                     replaced[0].append(ordinal)
-                    replaced[1].append(target.description)  # type: ignore[union-attr]
+                    replaced[1].append(target.description)
         if replaced[0]:
             self._conn.exec_driver_sql(
                 _REPLACE_DESCRIPTIONS.format(stage=self._table),
@@ -157,15 +154,15 @@ class RowStage:
     # --- the table and its COPY ---------------------------------------------------------------
 
     def _ordinals(self, rows: Sequence[ModelRow]) -> list[int]:
-        with self._appending():
+        with self._copying():  # (rows not staged yet)
             found = [self._ordinal.get(id(row)) for row in rows]
             return [self._append(row) if o is None else o
                     for o, row in zip(found, rows, strict=True)]
 
     @contextlib.contextmanager
-    def _appending(self) -> Iterator[None]:
-        """Rows staged after the mapping: their ``COPY`` ends (or is aborted) before the
-        statement that writes from the stage."""
+    def _copying(self) -> Iterator[None]:
+        """Rows may be staged inside: their ``COPY`` ends when it does (before any statement
+        that writes from the stage), or is aborted when an error ends it."""
         try:
             yield
         except BaseException as exc:
