@@ -4,7 +4,9 @@ The number of statements per sync does not depend on the number of models, and o
 no statement carries the rows as one big parameter: they stream in with ``COPY``.
 
 - PostgreSQL: new rows are ``COPY``-ed straight into ``models``; rewritten rows are ``COPY``-ed
-  into a temporary table (dropped at commit) and applied by one ``UPDATE ... FROM``.
+  into a temporary table (dropped at commit) and applied by one ``UPDATE ... FROM``. A sync
+  that maps LiteLLM's answer streams its rows into such a table while it maps and writes from
+  there instead (``row_stage``, with this module's statements and row format).
 - SQLite (in-process, no round trips): one prepared ``INSERT`` / ``UPDATE`` run by
   ``executemany`` (a single statement to SQLAlchemy, bound by SQLite's C loop).
 - Reading runs one ``SELECT`` on the driver cursor (plain tuples, no ORM row objects) with the
