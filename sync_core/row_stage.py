@@ -6,9 +6,10 @@ and storing them, while the sync waits. On PostgreSQL a sync therefore ``COPY``-
 temporary table of its transaction as soon as it is mapped: the server's share runs beside the
 mapping instead of after it. The plan is then made exactly as before, and its inserts and
 rewrites are written from the table by one set-based statement each (0.07 s at 10,000). Rows
-the plan wrote differently from how they were mapped (merges, held fields, the database's
-description) or never mapped (entries the last sync recorded) are ``COPY``-ed in then. The
-table is dropped at commit and, like everything else, rolled back with a failed sync.
+the plan wrote differently from how they were mapped (merges, held fields) or never mapped
+(entries the last sync recorded) are ``COPY``-ed in then; a staged row whose target keeps the
+database's description has that description put in its place. The table is dropped at commit
+and, like everything else, rolled back with a failed sync.
 
 That ``COPY`` stays open while the sync maps, so ``statement_timeout`` (a guard against runaway
 statements, not against a long mapping) is lifted for it alone and put back after it. Under
